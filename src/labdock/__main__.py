@@ -1,0 +1,3 @@
+from labdock.cli import main
+
+main()

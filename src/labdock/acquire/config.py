@@ -1,0 +1,528 @@
+"""The acquisition service's configuration schema.
+
+One pydantic model is the single source for validation, defaults, the
+environment overrides and the reference docs. A configuration comes from a
+YAML file, then `LABDOCK_*` environment variables, then command-line flags,
+each overriding the one before. Secrets are never values here: the schema
+takes the path of a file that holds them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from labdock.acquire.decoders import create_decoder, registry
+from labdock.acquire.topics import TemplateError, TopicTemplate
+
+ENV_PREFIX = "LABDOCK_"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def read_secret(path: Path | None, what: str) -> str | None:
+    """Read a secret from a file, stripping one trailing newline."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            [f"{what}: cannot read {path}: {error.strerror}; create the file or "
+             "fix the path"]
+        ) from error
+    return text[:-1] if text.endswith("\n") else text
+
+
+class BrokerConfig(_Model):
+    """The MQTT broker connection."""
+
+    url: str = Field(
+        "mqtt://127.0.0.1:1883",
+        description="Broker URL: mqtt://host:port, or mqtts://host:port for TLS.",
+        examples=["mqtts://emqx.lab.example.org:8883"],
+    )
+    protocol: Literal["3.1.1", "5"] = Field(
+        "5", description="MQTT protocol version."
+    )
+    client_id: str = Field(
+        "labdock-acquire",
+        min_length=1,
+        description=(
+            "Fixed client id, so that the broker keeps this client's session "
+            "(and queues its messages) while it is down. Each replica needs its own."
+        ),
+    )
+    share_group: str | None = Field(
+        None,
+        description=(
+            "Subscribe through the shared subscription $share/<group>/<filter>, "
+            "so that replicas with the same group split the messages."
+        ),
+    )
+    username: str | None = Field(None, description="Username for the broker.")
+    password_file: Path | None = Field(
+        None, description="File that holds the broker password."
+    )
+    ca_file: Path | None = Field(
+        None, description="CA certificate (PEM) that signs the broker's certificate."
+    )
+    cert_file: Path | None = Field(
+        None, description="Client certificate (PEM) for mutual TLS."
+    )
+    key_file: Path | None = Field(
+        None, description="Private key (PEM) of the client certificate."
+    )
+    tls_insecure: bool = Field(
+        False,
+        description="Skip the check of the broker certificate's host name. Tests only.",
+    )
+    keepalive: int = Field(30, ge=5, le=65535, description="Keepalive in seconds.")
+    session_expiry: int = Field(
+        7 * 24 * 3600,
+        ge=0,
+        description=(
+            "Seconds the broker keeps the session after a disconnect (MQTT 5). "
+            "MQTT 3.1.1 sessions last until the broker drops them."
+        ),
+    )
+    qos: Literal[1, 2] = Field(1, description="Subscription QoS.")
+    reconnect_min: float = Field(
+        0.5, gt=0, description="First reconnect delay in seconds."
+    )
+    reconnect_max: float = Field(
+        30.0, gt=0, description="Cap on the reconnect delay in seconds."
+    )
+    max_inflight: int = Field(
+        1000,
+        ge=1,
+        le=65535,
+        description=(
+            "Receive maximum: how many unacknowledged QoS 1 messages the broker "
+            "may send at once (MQTT 5)."
+        ),
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(
+                f"unsupported scheme {parts.scheme!r} in {value!r}; use "
+                "mqtt://host:port or mqtts://host:port"
+            )
+        if not parts.hostname:
+            raise ValueError(f"no host in {value!r}; use mqtt://host:port")
+        return value
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme in ("mqtts", "ssl")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+
+class MappingConfig(_Model):
+    """How the topics that match a template become points."""
+
+    topic: str = Field(
+        description=(
+            "Topic template: an MQTT filter whose levels may be {name} "
+            "placeholders. {measurement} sets the measurement, other names "
+            "become tags."
+        ),
+        examples=["lab/{room}/{device}/{measurement}"],
+    )
+    measurement: str | None = Field(
+        None,
+        description="Measurement when the template has no {measurement} level.",
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Static tags added to every point."
+    )
+    format: str = Field(
+        "json", description="Payload decoder name (see the decoder reference)."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the decoder."
+    )
+    subscribe: bool = Field(
+        True,
+        description=(
+            "Subscribe to this template's filter. Set false when a broader "
+            "mapping's filter already covers it."
+        ),
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        try:
+            TopicTemplate.parse(value)
+        except TemplateError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_decoder(self) -> MappingConfig:
+        names = registry()
+        if self.format not in names:
+            raise ValueError(
+                f"unknown format {self.format!r}; choose one of "
+                + ", ".join(sorted(names))
+            )
+        try:
+            create_decoder(self.format, self.options)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in error.errors()
+            )
+            raise ValueError(f"invalid options for format {self.format!r}: {problems}")
+        template = TopicTemplate.parse(self.topic)
+        if "measurement" not in template.names and not self.measurement:
+            raise ValueError(
+                f"topic {self.topic!r} has no {{measurement}} level; set "
+                "measurement: to name one"
+            )
+        return self
+
+    @property
+    def template(self) -> TopicTemplate:
+        return TopicTemplate.parse(self.topic)
+
+
+ApiVersion = Literal["v1", "v2", "v3", "sqlite"]
+
+
+class DatabaseConfig(_Model):
+    """Where points are written."""
+
+    url: str = Field(
+        "sqlite:///./labdock-points.sqlite",
+        description=(
+            "Database URL: http(s)://host:port of InfluxDB (or any server that "
+            "takes line protocol), or sqlite:///path for the embedded store."
+        ),
+        examples=["http://influxdb:8086"],
+    )
+    api: ApiVersion | None = Field(
+        None,
+        description=(
+            "Write API: v1 (/write), v2 (/api/v2/write), v3 (/api/v3/write_lp) "
+            "or sqlite. Defaults to sqlite for a sqlite:// URL and v2 otherwise."
+        ),
+    )
+    database: str | None = Field(
+        None, description="Database name (v1 and v3)."
+    )
+    retention_policy: str | None = Field(
+        None, description="Retention policy (v1)."
+    )
+    username: str | None = Field(None, description="Username (v1).")
+    password_file: Path | None = Field(
+        None, description="File that holds the password (v1)."
+    )
+    org: str | None = Field(None, description="Organization (v2).")
+    bucket: str | None = Field(None, description="Bucket (v2).")
+    token_file: Path | None = Field(
+        None, description="File that holds the API token (v2 and v3)."
+    )
+    ca_file: Path | None = Field(
+        None, description="CA certificate (PEM) for an https:// database URL."
+    )
+    timeout: float = Field(
+        10.0, gt=0, description="Seconds one write request may take."
+    )
+    gzip: bool = Field(True, description="Compress request bodies with gzip.")
+
+    @model_validator(mode="after")
+    def _check_api(self) -> DatabaseConfig:
+        scheme = urlsplit(self.url).scheme
+        if self.api is None:
+            self.api = "sqlite" if scheme == "sqlite" else "v2"
+        if self.api == "sqlite":
+            if scheme != "sqlite":
+                raise ValueError(
+                    f"api sqlite needs a sqlite:///path URL, not {self.url!r}"
+                )
+            return self
+        if scheme not in ("http", "https"):
+            raise ValueError(
+                f"database url {self.url!r} must start with http:// or https:// "
+                f"for api {self.api}"
+            )
+        if self.api == "v1" and not self.database:
+            raise ValueError("api v1 needs database: (the InfluxDB database name)")
+        if self.api == "v2" and not (self.bucket and self.org is not None):
+            raise ValueError("api v2 needs bucket: and org: (use org: '' if unused)")
+        if self.api == "v3" and not self.database:
+            raise ValueError("api v3 needs database:")
+        return self
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.url.removeprefix("sqlite://"))
+
+
+class BatchConfig(_Model):
+    """Write batches: a batch is sent when any bound is reached."""
+
+    max_lines: int = Field(5000, ge=1, description="Lines per write request.")
+    max_bytes: int = Field(
+        4_000_000, ge=1024, description="Uncompressed bytes per write request."
+    )
+    max_delay: float = Field(
+        1.0, gt=0, description="Seconds a line may wait for its batch to fill."
+    )
+
+
+class RetryConfig(_Model):
+    """Backoff for writes that can succeed later (429, 5xx, timeouts)."""
+
+    initial: float = Field(0.5, gt=0, description="First delay in seconds.")
+    maximum: float = Field(30.0, gt=0, description="Cap on the delay in seconds.")
+    retry_after_max: float = Field(
+        600.0, gt=0, description="Cap in seconds on a server's Retry-After."
+    )
+
+
+class SpoolConfig(_Model):
+    """The durable on-disk spool between the broker and the database."""
+
+    directory: Path = Field(
+        Path("./spool"), description="Directory of the spool and dead letters."
+    )
+    max_bytes: int = Field(
+        1 << 30,
+        ge=1 << 16,
+        description=(
+            "Byte limit of the spooled lines. When it is reached the service "
+            "stops acknowledging, so the broker holds the rest."
+        ),
+    )
+    commit_interval: float = Field(
+        0.05,
+        gt=0,
+        le=5,
+        description=(
+            "Seconds between spool commits (each an fsync). Messages are "
+            "acknowledged to the broker after their commit."
+        ),
+    )
+    commit_max_messages: int = Field(
+        2000, ge=1, description="Messages that force a commit before the interval."
+    )
+
+
+class TimeWindowConfig(_Model):
+    """Which device timestamps are believed."""
+
+    max_past: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Seconds before the arrival time beyond which a device time is "
+            "invalid (set it to the retention period). None: no limit."
+        ),
+    )
+    max_future: float | None = Field(
+        300.0,
+        gt=0,
+        description="Seconds after the arrival time beyond which a device time is invalid.",
+    )
+    action: Literal["deadletter", "restamp"] = Field(
+        "deadletter",
+        description=(
+            "What happens to a point with an invalid device time: deadletter it, "
+            "or restamp it with the arrival time."
+        ),
+    )
+    time_source_tag: str | None = Field(
+        None,
+        description=(
+            "Tag that records which time a point carries: device or arrival. "
+            "None: no tag."
+        ),
+    )
+
+
+class HttpConfig(_Model):
+    """The health and metrics endpoint."""
+
+    listen: str = Field(
+        "127.0.0.1:9108",
+        description="host:port for /healthz, /readyz and /metrics; empty to disable.",
+    )
+
+
+class LogConfig(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = Field(
+        "auto",
+        description="console on a terminal, json otherwise (auto), or forced.",
+    )
+
+
+class AcquireConfig(_Model):
+    """The whole configuration of `labdock acquire`."""
+
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    mappings: list[MappingConfig] = Field(
+        default_factory=lambda: [
+            MappingConfig(topic="lab/{room}/{device}/{measurement}")
+        ],
+        description="Topic mappings; the first whose template matches wins.",
+    )
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    timestamps: TimeWindowConfig = Field(default_factory=TimeWindowConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    shutdown_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds SIGTERM may spend flushing before the service exits.",
+    )
+
+    @field_validator("mappings")
+    @classmethod
+    def _check_mappings(cls, value: list[MappingConfig]) -> list[MappingConfig]:
+        if not value:
+            raise ValueError("at least one mapping is needed")
+        return value
+
+    def subscription_filters(self) -> list[str]:
+        """Return the topic filters to subscribe to, shared where configured."""
+        filters: list[str] = []
+        for mapping in self.mappings:
+            if not mapping.subscribe:
+                continue
+            topic_filter = mapping.template.filter
+            if self.broker.share_group:
+                topic_filter = f"$share/{self.broker.share_group}/{topic_filter}"
+            if topic_filter not in filters:
+                filters.append(topic_filter)
+        return filters
+
+
+class ConfigError(Exception):
+    """A configuration with problems; `problems` lists each with its path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn `LABDOCK_SECTION__KEY=value` variables into a nested mapping.
+
+    Values are parsed as YAML scalars, so `true`, `5` and `[a, b]` work.
+    """
+    overrides: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        try:
+            value = yaml.safe_load(raw) if raw else raw
+        except yaml.YAMLError:
+            value = raw
+        _set_path(overrides, path, value)
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _format_errors(error: ValidationError, source: str) -> list[str]:
+    problems = []
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key; check its spelling against the reference"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        problems.append(f"{source}: {path}: {message}")
+    return problems
+
+
+def load_config(
+    path: Path | None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AcquireConfig:
+    """Load and validate a configuration.
+
+    Raises ConfigError listing every problem at once, each with its path.
+    """
+    data: dict[str, Any] = {}
+    source = str(path) if path else "configuration"
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(
+                [f"{path}: cannot read the configuration: {error.strerror}"]
+            ) from error
+        except yaml.YAMLError as error:
+            raise ConfigError([f"{path}: invalid YAML: {error}"]) from error
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                [f"{path}: the top level must be a mapping of sections, "
+                 f"not {type(loaded).__name__}"]
+            )
+        data = loaded
+    data = _merge(data, environment_overrides(os.environ if environ is None else environ))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return AcquireConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error, source)) from None

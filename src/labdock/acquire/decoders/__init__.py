@@ -1,0 +1,118 @@
+"""Payload decoders, registered by name.
+
+A decoder turns one MQTT payload into points. The pipeline has already
+matched the topic against its mapping, so a decoder receives the measurement
+and tags taken from the topic in a `DecodeContext` and adds its own fields,
+tags and device time. A decoder never raises anything but `DecodeError`:
+the pipeline turns that into a dead letter with the error's reason.
+
+Each decoder module registers itself with `register`, naming a pydantic model
+for its options, so that the configuration schema, its validation and the
+reference docs come from one place.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from labdock.acquire.points import Point
+
+
+class DecodeError(Exception):
+    """A payload that can't be turned into points.
+
+    `reason` is a short stable code (such as `json_decode_error` or
+    `invalid_utf8`) used as a metric label and dead-letter reason; `detail`
+    says what was wrong with which value, for a person.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class DecodeContext:
+    """What the pipeline knows about a message before its payload is read.
+
+    `measurement` and `tags` come from the topic template and the mapping;
+    `received_ns` is the arrival time in nanoseconds since the epoch. A
+    decoder leaves `Point.time_ns` as None to mean "the arrival time".
+    """
+
+    topic: str
+    measurement: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    received_ns: int = 0
+
+
+class Decoder(Protocol):
+    def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
+        """Decode one payload; raise DecodeError when it can't be stored."""
+        ...
+
+
+class DecoderOptions(BaseModel):
+    """Base of every decoder's options: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+OptionsT = TypeVar("OptionsT", bound=DecoderOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class DecoderSpec:
+    """A registered decoder: its options model and how to build it."""
+
+    name: str
+    options_model: type[DecoderOptions]
+    factory: Callable[[Any], Decoder]
+    summary: str
+
+
+_REGISTRY: dict[str, DecoderSpec] = {}
+
+
+def register(
+    name: str, options_model: type[OptionsT], summary: str
+) -> Callable[[Callable[[OptionsT], Decoder]], Callable[[OptionsT], Decoder]]:
+    """Register a decoder factory (usually the class) under `name`."""
+
+    def wrap(factory: Callable[[OptionsT], Decoder]) -> Callable[[OptionsT], Decoder]:
+        if name in _REGISTRY:
+            raise ValueError(f"decoder {name!r} is registered twice")
+        _REGISTRY[name] = DecoderSpec(name, options_model, factory, summary)
+        return factory
+
+    return wrap
+
+
+def _load_builtin_decoders() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+def registry() -> Mapping[str, DecoderSpec]:
+    """Return every registered decoder by name, loading the built-in ones."""
+    if not _REGISTRY:
+        _load_builtin_decoders()
+    return _REGISTRY
+
+
+def create_decoder(name: str, options: Mapping[str, Any] | None = None) -> Decoder:
+    """Build the decoder `name` with `options`.
+
+    Raises KeyError for an unknown name and pydantic.ValidationError for
+    invalid options.
+    """
+    spec = registry()[name]
+    return spec.factory(spec.options_model.model_validate(dict(options or {})))

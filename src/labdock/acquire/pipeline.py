@@ -1,0 +1,165 @@
+"""From one MQTT message to line-protocol lines or a dead-letter reason.
+
+This is the pure part of the service: no I/O, so that `labdock decode`, the
+service and the tests share it. The arrival time passed in becomes the time
+of every point without a device time, which fixes the point's time before it
+is spooled, so that a replayed line overwrites itself in the database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from labdock.acquire.config import AcquireConfig, MappingConfig
+from labdock.acquire.decoders import DecodeContext, DecodeError, Decoder, create_decoder
+from labdock.acquire.points import EncodeError, Point, encode_point
+from labdock.acquire.topics import TopicTemplate
+
+NS_PER_SECOND = 1_000_000_000
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one message: lines to spool, or why it is a dead letter.
+
+    `dropped` counts values left out of the lines by reason (for example
+    `nonfinite` for NaN and infinities), so that nothing vanishes uncounted.
+    """
+
+    lines: list[str] = field(default_factory=list)
+    reason: str | None = None
+    detail: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def is_deadletter(self) -> bool:
+        return self.reason is not None
+
+
+@dataclass(slots=True)
+class _Route:
+    template: TopicTemplate
+    measurement: str | None
+    tags: dict[str, str]
+    decoder: Decoder
+    format: str
+
+
+class Pipeline:
+    """Route, decode, check and encode messages as one configuration says."""
+
+    def __init__(self, config: AcquireConfig) -> None:
+        self.config = config
+        self.routes = [self._make_route(mapping) for mapping in config.mappings]
+        window = config.timestamps
+        self._max_past_ns = (
+            None if window.max_past is None else int(window.max_past * NS_PER_SECOND)
+        )
+        self._max_future_ns = (
+            None
+            if window.max_future is None
+            else int(window.max_future * NS_PER_SECOND)
+        )
+
+    @staticmethod
+    def _make_route(mapping: MappingConfig) -> _Route:
+        return _Route(
+            template=mapping.template,
+            measurement=mapping.measurement,
+            tags=dict(mapping.tags),
+            decoder=create_decoder(mapping.format, mapping.options),
+            format=mapping.format,
+        )
+
+    def process(self, topic: str, payload: bytes, received_ns: int) -> Outcome:
+        """Turn one message into lines, or into a dead-letter reason."""
+        for route in self.routes:
+            values = route.template.match(topic)
+            if values is not None:
+                return self._process_route(route, values, topic, payload, received_ns)
+        return Outcome(
+            reason="no_mapping",
+            detail=f"topic {topic!r} matches no mapping's template",
+        )
+
+    def _process_route(
+        self,
+        route: _Route,
+        values: dict[str, str],
+        topic: str,
+        payload: bytes,
+        received_ns: int,
+    ) -> Outcome:
+        measurement = values.pop("measurement", None) or route.measurement or ""
+        tags = dict(route.tags)
+        tags.update(values)
+        context = DecodeContext(topic, measurement, tags, received_ns)
+        try:
+            points = route.decoder.decode(payload, context)
+        except DecodeError as error:
+            return Outcome(reason=error.reason, detail=error.detail)
+        except Exception as error:  # a decoder bug must not stop the service
+            return Outcome(
+                reason="decoder_error",
+                detail=f"decoder {route.format!r} raised {type(error).__name__}: {error}",
+            )
+        return self._encode(points, received_ns)
+
+    def _encode(self, points: list[Point], received_ns: int) -> Outcome:
+        outcome = Outcome()
+        if not points:
+            return Outcome(reason="no_points", detail="the payload holds no reading")
+        window = self.config.timestamps
+        for point in points:
+            nonfinite = [
+                key
+                for key, value in point.fields.items()
+                if isinstance(value, float) and not math.isfinite(value)
+            ]
+            for key in nonfinite:
+                del point.fields[key]
+            if nonfinite:
+                outcome.dropped["nonfinite"] = (
+                    outcome.dropped.get("nonfinite", 0) + len(nonfinite)
+                )
+            if not point.fields:
+                continue
+            source = "arrival"
+            if point.time_ns is None:
+                point.time_ns = received_ns
+            else:
+                problem = self._check_time(point.time_ns, received_ns)
+                if problem is not None:
+                    if window.action == "deadletter":
+                        return Outcome(reason="timestamp_out_of_window", detail=problem)
+                    point.time_ns = received_ns
+                    outcome.dropped["restamped"] = outcome.dropped.get("restamped", 0) + 1
+                else:
+                    source = "device"
+            if window.time_source_tag:
+                point.tags[window.time_source_tag] = source
+            try:
+                outcome.lines.append(encode_point(point))
+            except EncodeError as error:
+                return Outcome(reason="encode_error", detail=str(error))
+        if not outcome.lines:
+            return Outcome(
+                reason="no_finite_fields",
+                detail="every field value is NaN, infinite or missing",
+                dropped=outcome.dropped,
+            )
+        return outcome
+
+    def _check_time(self, time_ns: int, received_ns: int) -> str | None:
+        if self._max_past_ns is not None and time_ns < received_ns - self._max_past_ns:
+            return (
+                f"device time {time_ns} ns is more than {self.config.timestamps.max_past} s "
+                "before the arrival time; raise timestamps.max_past or fix the device clock"
+            )
+        if self._max_future_ns is not None and time_ns > received_ns + self._max_future_ns:
+            return (
+                f"device time {time_ns} ns is more than {self.config.timestamps.max_future} s "
+                "after the arrival time; check the device clock and the timestamp unit"
+            )
+        return None
