@@ -1,0 +1,216 @@
+"""The MQTT connection: a persistent QoS 1 session with manual acknowledgement.
+
+paho-mqtt runs the network loop in its own thread; `on_message` only queues
+the message, and the ingest thread acknowledges it after the spool commit.
+paho was chosen because it is the Eclipse reference client for Python,
+speaks MQTT 3.1.1 and 5 and supports manual acknowledgement, which at-least-once
+delivery into the spool needs.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from labdock.acquire.config import BrokerConfig, read_secret
+
+log = structlog.get_logger("labdock.acquire.mqtt")
+
+
+@dataclass(slots=True)
+class Message:
+    """A received message. `generation` counts connections, so that a
+    message is acknowledged only on the connection that delivered it."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    duplicate: bool
+    retained: bool
+    received_ns: int
+    generation: int
+
+
+class BrokerConnection:
+    """Connect, subscribe on every connection without a session, and queue
+    received messages for the ingest thread."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        filters: list[str],
+        *,
+        on_state: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.filters = filters
+        self.queue: deque[Message] = deque()
+        self.arrived = threading.Event()
+        self.connected = threading.Event()
+        self.generation = 0
+        self.last_error: str | None = "not connected yet"
+        self.subscriptions = 0  # SUBSCRIBE requests sent, for tests and metrics
+        self._on_state = on_state
+        self._first_connection = True
+        version = paho.MQTTv5 if config.protocol == "5" else paho.MQTTv311
+        client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            protocol=version,
+            clean_session=None if version == paho.MQTTv5 else False,
+            manual_ack=True,
+            reconnect_on_failure=True,
+        )
+        client.enable_logger(None)
+        client.reconnect_delay_set(
+            min_delay=max(1, round(config.reconnect_min)),
+            max_delay=max(1, round(config.reconnect_max)),
+        )
+        client.max_queued_messages_set(0)
+        if config.username:
+            password = read_secret(config.password_file, "broker.password_file")
+            client.username_pw_set(config.username, password)
+        if config.tls:
+            client.tls_set(
+                ca_certs=str(config.ca_file) if config.ca_file else None,
+                certfile=str(config.cert_file) if config.cert_file else None,
+                keyfile=str(config.key_file) if config.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            if config.tls_insecure:
+                client.tls_insecure_set(True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        self.client = client
+
+    def start(self) -> None:
+        properties = None
+        if self.config.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.config.session_expiry
+            properties.ReceiveMaximum = self.config.max_inflight
+        self.client.connect_async(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive,
+            clean_start=False if self.config.protocol == "5" else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect; the broker keeps the session and the unacknowledged messages."""
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+
+    def acknowledge(self, message: Message) -> bool:
+        """Send PUBACK for `message` if its connection is still the current one.
+
+        Returns False when the connection changed: the broker then sends the
+        message again.
+        """
+        if message.generation != self.generation or not self.connected.is_set():
+            return False
+        if message.qos == 0:
+            return True
+        return self.client.ack(message.mid, message.qos) == paho.MQTT_ERR_SUCCESS
+
+    # paho callbacks, on paho's network thread.
+
+    def _on_connect(
+        self, client: paho.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            self.last_error = f"connection refused: {reason}"
+            log.error(
+                "broker.connect_refused",
+                broker=self.config.url,
+                client_id=self.config.client_id,
+                reason=str(reason),
+            )
+            return
+        self.generation += 1
+        session_present = bool(flags.session_present)
+        log.info(
+            "broker.connected",
+            broker=self.config.url,
+            client_id=self.config.client_id,
+            session_present=session_present,
+        )
+        # Without a session the broker has no subscription for us. On the
+        # first connection the configuration may name new filters, so
+        # subscribe then too; retain handling 1 keeps an existing
+        # subscription from sending retained messages again (MQTT 5).
+        if not session_present or self._first_connection:
+            self._subscribe(client)
+        self._first_connection = False
+        self.last_error = None
+        self.connected.set()
+        if self._on_state:
+            self._on_state(True)
+
+    def _subscribe(self, client: paho.Client) -> None:
+        qos = self.config.qos
+        if self.config.protocol == "5":
+            options = SubscribeOptions(qos=qos, retainHandling=1)
+            topics: list[Any] = [(topic, options) for topic in self.filters]
+        else:
+            topics = [(topic, qos) for topic in self.filters]
+        result, _mid = client.subscribe(topics)
+        self.subscriptions += 1
+        log.info("broker.subscribe", filters=self.filters, qos=qos, result=int(result))
+
+    def _on_subscribe(
+        self, _client: paho.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        for topic, reason in zip(self.filters, reasons, strict=False):
+            if reason.is_failure:
+                self.last_error = f"subscription to {topic!r} refused: {reason}"
+                log.error(
+                    "broker.subscribe_refused",
+                    filter=topic,
+                    reason=str(reason),
+                    fix="check the broker's authorization rules for this client",
+                )
+
+    def _on_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        self.last_error = f"disconnected: {reason}"
+        if was_connected:
+            log.warning("broker.disconnected", broker=self.config.url, reason=str(reason))
+        if self._on_state:
+            self._on_state(False)
+
+    def _on_message(self, _client: paho.Client, _userdata: Any, message: Any) -> None:
+        self.queue.append(
+            Message(
+                message.topic,
+                message.payload,
+                message.mid,
+                message.qos,
+                bool(message.dup),
+                bool(message.retain),
+                time.time_ns(),
+                self.generation,
+            )
+        )
+        self.arrived.set()

@@ -1,0 +1,424 @@
+"""Batched writes from the spool to the database, with every outcome classified.
+
+| outcome | handling |
+| --- | --- |
+| 2xx | the lines leave the spool |
+| 429, 5xx, timeout, refused connection | retried with capped, jittered exponential backoff that honours Retry-After |
+| 401, 403 | data kept, service unready, retried |
+| 404 and other 4xx that name no line | data kept, service unready, retried (a configuration error such as a missing database) |
+| 413 | the batch is split in halves until it fits; a single line too large is a dead letter |
+| 400, 422, or any status whose body says a line can't be stored | the batch is split to find the offending lines, which become dead letters; the rest is written |
+
+Splitting rewrites lines the server may already have stored; a line keeps
+its time, so it overwrites itself instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import re
+import sqlite3
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlencode
+
+import structlog
+import urllib3
+
+from labdock.acquire.config import AcquireConfig, DatabaseConfig, read_secret
+from labdock.acquire.metrics import Metrics
+from labdock.acquire.spool import DeadLetter, Spool, SpooledEntry, SpoolError
+
+log = structlog.get_logger("labdock.acquire.writer")
+
+# Bodies that mean a line can never be stored, whatever the status code:
+# InfluxDB 2.x has answered a field type conflict with 500.
+PERMANENT_BODY = re.compile(
+    r"field type conflict|points? beyond retention policy|unable to parse|"
+    r"partial write|invalid field format|max-values-per-tag|"
+    r"bad timestamp|invalid number|missing field|missing tag",
+    re.IGNORECASE,
+)
+
+
+class Verdict(Enum):
+    OK = "ok"
+    RETRY = "retry"  # transient: back off and write the same batch again
+    UNAUTHORIZED = "unauthorized"  # hold the data, report unready, retry
+    HOLD = "hold"  # a configuration error: hold, report unready, retry
+    TOO_LARGE = "too_large"  # split the batch
+    REJECTED = "rejected"  # some line can't be stored: split to find it
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The outcome of one write request. `status` is None when no reply came."""
+
+    status: int | None
+    body: str = ""
+    retry_after: float | None = None
+    error: str | None = None
+
+
+def classify(response: Response) -> Verdict:
+    """Classify one write outcome by status and body."""
+    status = response.status
+    if status is None:
+        return Verdict.RETRY
+    if 200 <= status < 300:
+        return Verdict.OK
+    if status in (401, 403):
+        return Verdict.UNAUTHORIZED
+    if status == 413:
+        return Verdict.TOO_LARGE
+    if status in (400, 422) or PERMANENT_BODY.search(response.body):
+        return Verdict.REJECTED
+    if status == 429 or status >= 500:
+        return Verdict.RETRY
+    return Verdict.HOLD
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class Sink(Protocol):
+    def write(self, body: bytes) -> Response: ...
+
+    def probe(self) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+class HttpSink:
+    """Line protocol over HTTP to InfluxDB's v1, v2 or v3 write API."""
+
+    def __init__(self, config: DatabaseConfig) -> None:
+        self.config = config
+        base = config.url.rstrip("/")
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if config.gzip:
+            headers["Content-Encoding"] = "gzip"
+        token = read_secret(config.token_file, "database.token_file")
+        if config.api == "v1":
+            query = {"db": config.database or "", "precision": "ns"}
+            if config.retention_policy:
+                query["rp"] = config.retention_policy
+            path = "/write"
+            if config.username:
+                password = read_secret(config.password_file, "database.password_file")
+                headers.update(
+                    urllib3.make_headers(basic_auth=f"{config.username}:{password or ''}")
+                )
+            elif token:
+                headers["Authorization"] = f"Token {token}"
+            self.probe_path = "/ping"
+        elif config.api == "v2":
+            query = {"org": config.org or "", "bucket": config.bucket or "", "precision": "ns"}
+            path = "/api/v2/write"
+            if token:
+                headers["Authorization"] = f"Token {token}"
+            self.probe_path = "/ping"
+        else:
+            query = {"db": config.database or "", "precision": "nanosecond"}
+            path = "/api/v3/write_lp"
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            self.probe_path = "/health"
+        self.url = f"{base}{path}?{urlencode(query)}"
+        self.base = base
+        self.headers = headers
+        context = None
+        if config.ca_file:
+            context = ssl.create_default_context(cafile=str(config.ca_file))
+        self.pool = urllib3.PoolManager(
+            num_pools=2,
+            maxsize=2,
+            ssl_context=context,
+            timeout=urllib3.Timeout(connect=min(5.0, config.timeout), read=config.timeout),
+            retries=False,
+        )
+
+    def write(self, body: bytes) -> Response:
+        if self.config.gzip:
+            body = gzip.compress(body, compresslevel=1)
+        return self._request("POST", self.url, body, self.headers)
+
+    def probe(self) -> Response:
+        return self._request("GET", self.base + self.probe_path, None, {})
+
+    def _request(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> Response:
+        try:
+            reply = self.pool.request(method, url, body=body, headers=headers)
+        except urllib3.exceptions.HTTPError as error:
+            return Response(None, error=f"{type(error).__name__}: {error}")
+        text = reply.data[:4096].decode("utf-8", "replace")
+        return Response(
+            reply.status, text, _parse_retry_after(reply.headers.get("Retry-After"))
+        )
+
+    def close(self) -> None:
+        self.pool.clear()
+
+
+class SqliteSink:
+    """The embedded store: points in a SQLite file, one row per field value.
+
+    For trying labdock without a database server; the table layout is in
+    `SQLITE_SCHEMA`.
+    """
+
+    SQLITE_SCHEMA = """
+    CREATE TABLE IF NOT EXISTS points (
+        measurement TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        field TEXT NOT NULL,
+        value,
+        time_ns INTEGER NOT NULL,
+        PRIMARY KEY (measurement, tags, field, time_ns)
+    ) WITHOUT ROWID;
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.executescript(self.SQLITE_SCHEMA)
+
+    def write(self, body: bytes) -> Response:
+        from labdock.acquire.lineprotocol import LineProtocolError, parse_lines
+
+        try:
+            points = parse_lines(body.decode("utf-8"))
+        except LineProtocolError as error:
+            return Response(400, f"unable to parse: {error}")
+        rows = []
+        for point in points:
+            tags = ",".join(f"{k}={v}" for k, v in sorted(point.tags.items()))
+            for field, value in point.fields.items():
+                rows.append((point.measurement, tags, field, value, point.time_ns or 0))
+        try:
+            self.connection.execute("BEGIN")
+            self.connection.executemany(
+                "INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?)", rows
+            )
+            self.connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if self.connection.in_transaction:
+                self.connection.execute("ROLLBACK")
+            return Response(503, f"sqlite write failed: {error}")
+        return Response(204)
+
+    def probe(self) -> Response:
+        return Response(204)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def make_sink(config: DatabaseConfig) -> Sink:
+    if config.api == "sqlite":
+        return SqliteSink(config.sqlite_path)
+    return HttpSink(config)
+
+
+@dataclass(slots=True)
+class _Line:
+    entry: SpooledEntry
+    text: str
+
+
+class _Retry(Exception):
+    def __init__(self, verdict: Verdict, response: Response) -> None:
+        super().__init__(verdict.value)
+        self.verdict = verdict
+        self.response = response
+
+
+class Writer:
+    """The writer thread: takes batches from the spool and writes them."""
+
+    def __init__(
+        self, config: AcquireConfig, spool: Spool, metrics: Metrics, sink: Sink | None = None
+    ) -> None:
+        self.config = config
+        self.spool = spool
+        self.metrics = metrics
+        self.sink = sink or make_sink(config.database)
+        self.ready = threading.Event()
+        self.unready_reason: str | None = "no write yet"
+        self._stop = threading.Event()
+        self._flushing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
+        self._attempt = 0
+
+    def start(self) -> None:
+        response = self.sink.probe()
+        if response.status is not None and response.status < 300:
+            self._set_ready()
+        else:
+            self._set_unready(f"database probe failed: {_describe(response)}")
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Flush until the spool is empty or `timeout` passes; return True if empty."""
+        deadline = time.monotonic() + timeout
+        self._flushing.set()
+        while self.spool.messages and time.monotonic() < deadline and self._thread.is_alive():
+            self.spool.wake()
+            time.sleep(0.05)
+        self._stop.set()
+        self.spool.wake()
+        self._thread.join(max(0.1, deadline - time.monotonic()) + 1.0)
+        self.sink.close()
+        return self.spool.messages == 0
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _set_ready(self) -> None:
+        if not self.ready.is_set():
+            log.info("database.ready", url=self.config.database.url)
+        self.ready.set()
+        self.unready_reason = None
+        self.metrics.database_ready.set(1)
+
+    def _set_unready(self, reason: str) -> None:
+        self.ready.clear()
+        self.unready_reason = reason
+        self.metrics.database_ready.set(0)
+
+    def _run(self) -> None:
+        batch = self.config.batch
+        while not self._stop.is_set():
+            try:
+                entries = self.spool.take(0, batch.max_lines, batch.max_bytes)
+            except (SpoolError, sqlite3.Error) as error:
+                log.error("spool.read_failed", error=str(error))
+                self._stop.wait(1.0)
+                continue
+            if not entries:
+                self.spool.wait_for_entries(batch.max_delay)
+                continue
+            if len(entries) < batch.max_lines and not self._flushing.is_set():
+                # Let the batch fill, but no longer than its oldest line may
+                # wait. The spool's message count is cheap, so the batch is
+                # read again only once, when it is full or due.
+                due = entries[0].spooled_ns / 1e9 + batch.max_delay
+                while (
+                    self.spool.messages < batch.max_lines
+                    and time.time() < due
+                    and not self._flushing.is_set()
+                ):
+                    self.spool.wait_for_entries(due - time.time())
+                entries = self.spool.take(0, batch.max_lines, batch.max_bytes)
+            self._write_entries(entries)
+
+    def _write_entries(self, entries: Sequence[SpooledEntry]) -> None:
+        lines = [_Line(entry, text) for entry in entries for text in entry.body.split("\n")]
+        try:
+            rejected = self._deliver(lines)
+        except _Retry as retry:
+            self._back_off(retry)
+            return
+        deadletters = [
+            DeadLetter(
+                received_ns=line.entry.spooled_ns,
+                topic=line.entry.topic,
+                payload=line.text.encode(),
+                stage="write",
+                reason=reason,
+                detail=detail,
+            )
+            for line, reason, detail in rejected
+        ]
+        try:
+            self.spool.remove(entries, deadletters)
+        except SpoolError as error:
+            log.error("spool.remove_failed", error=str(error))
+            self._stop.wait(1.0)
+            return
+        for _, reason, detail in rejected:
+            self.metrics.deadlettered.labels("write", reason).inc()
+            log.warning("writer.line_rejected", reason=reason, detail=detail)
+        self.metrics.points_written.inc(len(lines) - len(rejected))
+        self._attempt = 0
+        self._set_ready()
+
+    def _deliver(self, lines: list[_Line]) -> list[tuple[_Line, str, str]]:
+        """Write `lines`; return the ones rejected for good with reason and detail.
+
+        Raises _Retry when the whole batch must wait and be written again.
+        """
+        body = "\n".join(line.text for line in lines).encode() + b"\n"
+        if len(lines) == 1 and len(body) > self.config.batch.max_bytes * 4:
+            return [(lines[0], "line_too_large", f"line of {len(body)} bytes")]
+        started = time.perf_counter()
+        response = self.sink.write(body)
+        self.metrics.write_latency.observe(time.perf_counter() - started)
+        verdict = classify(response)
+        if verdict is Verdict.OK:
+            return []
+        if verdict in (Verdict.TOO_LARGE, Verdict.REJECTED):
+            if len(lines) == 1:
+                reason = "line_too_large" if verdict is Verdict.TOO_LARGE else "rejected"
+                return [(lines[0], reason, _describe(response))]
+            middle = len(lines) // 2
+            return self._deliver(lines[:middle]) + self._deliver(lines[middle:])
+        raise _Retry(verdict, response)
+
+    def _back_off(self, retry: _Retry) -> None:
+        response = retry.response
+        cause = {
+            Verdict.RETRY: "unavailable" if response.status is None else str(response.status),
+            Verdict.UNAUTHORIZED: "unauthorized",
+            Verdict.HOLD: str(response.status),
+        }.get(retry.verdict, retry.verdict.value)
+        self.metrics.retries.labels(cause).inc()
+        settings = self.config.retry
+        ceiling = min(settings.maximum, settings.initial * (2**self._attempt))
+        delay = random.uniform(ceiling / 2, ceiling)
+        if response.retry_after is not None:
+            delay = max(delay, min(response.retry_after, settings.retry_after_max))
+        self._attempt = min(self._attempt + 1, 30)
+        self._set_unready(f"{retry.verdict.value}: {_describe(response)}")
+        event = {
+            Verdict.UNAUTHORIZED: "writer.unauthorized",
+            Verdict.HOLD: "writer.rejected_request",
+        }.get(retry.verdict, "writer.retry")
+        log.warning(
+            event,
+            status=response.status,
+            detail=_describe(response),
+            retry_in=round(delay, 2),
+            spooled=self.spool.messages,
+        )
+        self._stop.wait(delay)
+
+
+def _describe(response: Response) -> str:
+    if response.status is None:
+        return response.error or "no response"
+    body = " ".join(response.body.split())[:300]
+    return f"HTTP {response.status}: {body}" if body else f"HTTP {response.status}"

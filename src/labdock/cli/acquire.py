@@ -1,0 +1,137 @@
+"""`labdock acquire`: run the sensor acquisition service."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from labdock.acquire.config import AcquireConfig, ConfigError, load_config
+
+
+def _overrides(**flags: Any) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+
+    put("broker", "url", flags["broker"])
+    put("broker", "client_id", flags["client_id"])
+    put("broker", "share_group", flags["share_group"])
+    put("database", "url", flags["database_url"])
+    put("database", "api", flags["api"])
+    put("database", "database", flags["database"])
+    put("database", "bucket", flags["bucket"])
+    put("database", "org", flags["org"])
+    put("database", "token_file", flags["token_file"])
+    put("spool", "directory", flags["spool_dir"])
+    put("http", "listen", flags["listen"])
+    if flags["topic"]:
+        overrides["mappings"] = [
+            {"topic": topic, "format": flags["format"] or "json"} for topic in flags["topic"]
+        ]
+    return overrides
+
+
+def load_or_exit(config_path: Path | None, overrides: dict[str, Any]) -> AcquireConfig:
+    """Load the configuration, or print every problem and exit with status 2."""
+    try:
+        return load_config(config_path, overrides=overrides)
+    except ConfigError as error:
+        click.echo("invalid configuration:", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+
+
+@click.command()
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+    envvar="LABDOCK_CONFIG", help="YAML configuration file (env LABDOCK_CONFIG).",
+)
+@click.option("--broker", help="Broker URL, mqtt://host:port or mqtts://host:port.")
+@click.option("--client-id", help="Fixed MQTT client id of this replica.")
+@click.option("--share-group", help="Shared subscription group, for several replicas.")
+@click.option(
+    "--topic", multiple=True,
+    help="Topic template, e.g. 'lab/{room}/{device}/{measurement}'; repeatable. "
+    "Replaces the configured mappings.",
+)
+@click.option("--format", help="Payload format of the --topic mappings (default json).")
+@click.option("--database-url", help="http(s)://host:port of the database, or sqlite:///path.")
+@click.option("--api", type=click.Choice(["v1", "v2", "v3", "sqlite"]), help="Write API.")
+@click.option("--database", help="Database name (v1, v3).")
+@click.option("--bucket", help="Bucket (v2).")
+@click.option("--org", help="Organization (v2).")
+@click.option(
+    "--token-file", type=click.Path(path_type=Path, dir_okay=False),
+    help="File holding the API token (v2, v3).",
+)
+@click.option("--spool-dir", type=click.Path(path_type=Path, file_okay=False), help="Spool directory.")
+@click.option("--listen", help="host:port of /healthz, /readyz and /metrics.")
+@click.option("--check", is_flag=True, help="Validate the configuration and exit.")
+def acquire(config_path: Path | None, check: bool, **flags: Any) -> None:
+    """Move sensor readings from the MQTT broker into the database.
+
+    Every setting comes from the configuration file, then LABDOCK_SECTION__KEY
+    environment variables (LABDOCK_DATABASE__URL=...), then these flags.
+    Runs until SIGTERM or SIGINT, then flushes what it holds within
+    shutdown_timeout seconds.
+    """
+    config = load_or_exit(config_path, _overrides(**flags))
+    if check:
+        problems = _check_files(config)
+        if problems:
+            click.echo("invalid configuration:", err=True)
+            for problem in problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(2)
+        click.echo(
+            f"configuration is valid: {len(config.mappings)} mapping(s), subscribing to "
+            + ", ".join(config.subscription_filters())
+            + f"; writing to {config.database.url} ({config.database.api})"
+        )
+        return
+    from labdock.acquire.service import Service
+    from labdock.acquire.spool import SpoolError
+    from labdock.log import configure_logging
+
+    configure_logging(config.log.level, config.log.format)
+    try:
+        service = Service(config)
+    except (SpoolError, ConfigError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    sys.exit(service.run())
+
+
+def _check_files(config: AcquireConfig) -> list[str]:
+    """Return problems with the files the configuration names."""
+    problems = []
+    files = {
+        "broker.password_file": config.broker.password_file,
+        "broker.ca_file": config.broker.ca_file,
+        "broker.cert_file": config.broker.cert_file,
+        "broker.key_file": config.broker.key_file,
+        "database.password_file": config.database.password_file,
+        "database.token_file": config.database.token_file,
+        "database.ca_file": config.database.ca_file,
+    }
+    for key, path in files.items():
+        if path is not None and not path.is_file():
+            problems.append(f"{key}: {path} does not exist or is not a file; create it or fix the path")
+    if config.broker.password_file and not config.broker.username:
+        problems.append("broker.password_file is set but broker.username is not; set both")
+    spool = config.spool.directory
+    parent = spool if spool.exists() else spool.parent
+    import os
+
+    if not os.access(parent, os.W_OK):
+        problems.append(f"spool.directory: {spool} is not writable by this user; fix its owner or mode")
+    return problems
+
+
+COMMANDS = [acquire]
