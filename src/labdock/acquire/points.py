@@ -1,4 +1,35 @@
-"""The point model and its InfluxDB line-protocol encoding."""
+"""The point model and its InfluxDB line-protocol encoding.
+
+Escaping follows the influxdata/line-protocol Go package, the reference of
+the InfluxDB line-protocol test corpus. A measurement escapes commas and
+spaces. Tag keys, tag values and field keys escape commas, equals signs and
+spaces. A string field value escapes double quotes and backslashes.
+Elsewhere a backslash before any other character is a literal backslash, so
+it is written as it is.
+
+Some values have no line-protocol form, and `encode_point` raises
+EncodeError for them instead of writing a line that InfluxDB would reject or
+read back as something else:
+
+- An empty measurement, tag key or field key. An empty tag *value* only
+  leaves its tag out, because line protocol cannot carry one (`k=` is a
+  syntax error).
+- A measurement starting with `#`, which would turn the line into a comment.
+- A control character (U+0000 to U+001F or U+007F, which includes newline
+  and tab) in a measurement, tag key, tag value or field key, because no
+  escape exists for it there.
+- A measurement, tag key, tag value or field key ending in a backslash,
+  because that backslash would escape the separator written after it.
+- Text that is not valid UTF-8 (a `str` with unpaired surrogates).
+- An `int` field outside the signed 64-bit range, a `UInt` field outside
+  the unsigned 64-bit range, or a time outside the signed 64-bit range of
+  nanoseconds (years 1677 to 2262).
+
+A string field value may contain any character, control characters
+included. A newline in it is written as it is, because `\\n` in a string
+reads back as a backslash and an `n`. So one encoded line can span several
+text lines.
+"""
 
 from __future__ import annotations
 
@@ -32,55 +63,207 @@ class Point:
     time_ns: int | None = None
 
 
-_MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "\n": "\\n"})
-_KEY_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\=", "\n": "\\n"})
-_STRING_ESCAPES = str.maketrans({'"': '\\"', "\\": "\\\\"})
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+UINT64_MAX = (1 << 64) - 1
+
+_CONTROL_CHARACTERS = frozenset(chr(code) for code in (*range(0x20), 0x7F))
+
+# Escaped names by raw name. Series names repeat from point to point, so the
+# validation and escaping of a name mostly runs once. Each cache is cleared
+# when it reaches _CACHE_SIZE entries, which bounds its memory.
+_CACHE_SIZE = 4096
+_escaped_measurements: dict[str, str] = {}
+_escaped_keys: dict[str, str] = {}
+
+
+def _check_name(text: str, label: str) -> None:
+    """Raise EncodeError if `text` has no line-protocol form as a name or tag value."""
+    if not isinstance(text, str):
+        raise EncodeError(f"{label} {text!r} is not a string")
+    if not text:
+        raise EncodeError(f"{label} is empty")
+    if not _CONTROL_CHARACTERS.isdisjoint(text):
+        bad = next(char for char in text if char in _CONTROL_CHARACTERS)
+        raise EncodeError(
+            f"{label} {text!r} contains the control character U+{ord(bad):04X}, "
+            "which line protocol cannot represent there"
+        )
+    if text[-1] == "\\":
+        raise EncodeError(
+            f"{label} {text!r} ends in a backslash, which would escape the "
+            "separator after it"
+        )
+    _check_utf8(text, label)
+
+
+def _check_utf8(text: str, label: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise EncodeError(
+            f"{label} {text!r} is not valid UTF-8: {error.reason} "
+            f"at index {error.start}"
+        ) from None
+
+
+def _escape_measurement(measurement: str) -> str:
+    _check_name(measurement, "measurement")
+    if measurement[0] == "#":
+        raise EncodeError(
+            f"measurement {measurement!r} starts with '#', which makes the line "
+            "a comment"
+        )
+    escaped = measurement
+    if "," in escaped:
+        escaped = escaped.replace(",", "\\,")
+    if " " in escaped:
+        escaped = escaped.replace(" ", "\\ ")
+    if len(_escaped_measurements) >= _CACHE_SIZE:
+        _escaped_measurements.clear()
+    _escaped_measurements[measurement] = escaped
+    return escaped
+
+
+def _escape_key(text: str, label: str) -> str:
+    """Escape a tag key, tag value or field key, which share one escape set."""
+    _check_name(text, label)
+    escaped = text
+    if "," in escaped:
+        escaped = escaped.replace(",", "\\,")
+    if "=" in escaped:
+        escaped = escaped.replace("=", "\\=")
+    if " " in escaped:
+        escaped = escaped.replace(" ", "\\ ")
+    if len(_escaped_keys) >= _CACHE_SIZE:
+        _escaped_keys.clear()
+    _escaped_keys[text] = escaped
+    return escaped
+
+
+def format_float(value: float) -> str:
+    """Format a finite float with the fewest digits that read back exactly.
+
+    The layout is that of Go's strconv.FormatFloat(value, 'g', -1, 64), which
+    the reference line-protocol encoder uses: an exponent below 1e-4 and from
+    1e6 up (6.632243e+06), plain digits in between, and no `.0` on whole
+    numbers (22). Python's repr gives the same digits but writes plain digits
+    up to 1e16, so those values are rewritten here.
+    """
+    text = repr(value)
+    if "e" in text:
+        return text
+    if text.endswith(".0"):
+        text = text[:-2]
+    if -1e6 < value < 1e6:
+        return text
+    sign = "-" if text[0] == "-" else ""
+    whole, _, fraction = text.lstrip("-").partition(".")
+    digits = (whole + fraction).rstrip("0")
+    mantissa = digits[0] + "." + digits[1:] if len(digits) > 1 else digits
+    return f"{sign}{mantissa}e+{len(whole) - 1:02d}"
+
+
+def _format_string(value: str) -> str:
+    _check_utf8(value, "string field value")
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if '"' in value:
+        value = value.replace('"', '\\"')
+    return '"' + value + '"'
+
+
+def _format_int(value: int) -> str:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise EncodeError(
+            f"integer {value} is outside the signed 64-bit range; store it as a "
+            "float or as UInt if it is unsigned"
+        )
+    return f"{int(value)}i"
+
+
+def _format_uint(value: int) -> str:
+    if not 0 <= value <= UINT64_MAX:
+        raise EncodeError(f"unsigned integer {int(value)} is outside 0 to 2**64-1")
+    return f"{int(value)}u"
 
 
 def _format_field(value: FieldValue) -> str:
+    """Format a field value. The caller skips non-finite floats beforehand."""
+    kind = type(value)
+    if kind is float:
+        return format_float(value)  # type: ignore[arg-type]
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return _format_int(value)  # type: ignore[arg-type]
+    if kind is str:
+        return _format_string(value)  # type: ignore[arg-type]
+    # Subclasses (UInt, IntEnum members, str and float subclasses) take the
+    # slower path, in the order that keeps bool apart from int.
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, UInt):
-        return f"{int(value)}u"
+        return _format_uint(value)
     if isinstance(value, int):
-        return f"{value}i"
+        return _format_int(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise EncodeError(f"non-finite float {value!r}")
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
+        return format_float(float(value))
     if isinstance(value, str):
-        return '"' + value.translate(_STRING_ESCAPES) + '"'
+        return _format_string(str(value))
     raise EncodeError(f"unsupported field type {type(value).__name__}")
 
 
 def encode_point(point: Point) -> str:
     """Encode one point as a line of line protocol, without a trailing newline.
 
-    Fields whose float value is NaN or infinite are left out; a point left
-    with no field raises EncodeError, since InfluxDB rejects such a line.
+    Tags and fields are written sorted by key. Fields whose float value is
+    NaN or infinite are left out, and a tag with an empty value is left out.
+    Raises EncodeError when no field is left or when a value has no
+    line-protocol form (see the module documentation).
     """
-    if not point.measurement:
-        raise EncodeError("empty measurement")
-    parts = [point.measurement.translate(_MEASUREMENT_ESCAPES)]
-    for key in sorted(point.tags):
-        value = point.tags[key]
-        if value == "" or key == "":
+    measurement = _escaped_measurements.get(point.measurement) or _escape_measurement(
+        point.measurement
+    )
+    parts = [measurement]
+    tags = point.tags
+    if tags:
+        for key in sorted(tags):
+            value = tags[key]
+            if not value:
+                continue
+            parts.append(",")
+            parts.append(_escaped_keys.get(key) or _escape_key(key, "tag key"))
+            parts.append("=")
+            parts.append(
+                _escaped_keys.get(value) or _escape_key(value, f"value of tag {key!r}")
+            )
+    separator = " "
+    fields = point.fields
+    for key in sorted(fields):
+        field_value = fields[key]
+        if isinstance(field_value, float) and not math.isfinite(field_value):
             continue
-        parts.append(
-            "," + key.translate(_KEY_ESCAPES) + "=" + value.translate(_KEY_ESCAPES)
-        )
-    field_parts = []
-    for key in sorted(point.fields):
-        value = point.fields[key]
-        if isinstance(value, float) and not math.isfinite(value):
-            continue
-        if key == "":
-            raise EncodeError("empty field key")
-        field_parts.append(key.translate(_KEY_ESCAPES) + "=" + _format_field(value))
-    if not field_parts:
+        parts.append(separator)
+        parts.append(_escaped_keys.get(key) or _escape_key(key, "field key"))
+        parts.append("=")
+        try:
+            parts.append(_format_field(field_value))
+        except EncodeError as error:
+            raise EncodeError(f"field {key!r}: {error}") from None
+        separator = ","
+    if separator == " ":
         raise EncodeError("no field with a finite value")
-    line = "".join(parts) + " " + ",".join(field_parts)
-    if point.time_ns is not None:
-        line += f" {point.time_ns}"
-    return line
+    time_ns = point.time_ns
+    if time_ns is not None:
+        if isinstance(time_ns, bool) or not isinstance(time_ns, int):
+            raise EncodeError(f"time {time_ns!r} is not an integer of nanoseconds")
+        if not INT64_MIN <= time_ns <= INT64_MAX:
+            raise EncodeError(
+                f"time {time_ns} ns is outside the signed 64-bit range "
+                "(years 1677 to 2262); check the timestamp unit"
+            )
+        parts.append(f" {int(time_ns)}")
+    return "".join(parts)
