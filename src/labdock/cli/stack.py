@@ -1,0 +1,213 @@
+"""`labdock init|render|validate|up|down|status|logs`: the services tree."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from labdock.stack import lifecycle, tree
+from labdock.stack.validate import FORMATTERS, ValidationToolError, validate
+
+DEFAULT_TREE = Path("/opt/services")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_tree() -> Path:
+    """Return the tree to act on when no --dir is given.
+
+    $LABDOCK_TREE, else the current directory if it has compose.yaml,
+    else /opt/services.
+    """
+    configured = os.environ.get("LABDOCK_TREE")
+    if configured:
+        return Path(configured)
+    if Path("compose.yaml").is_file():
+        return Path.cwd()
+    return DEFAULT_TREE
+
+
+def tree_option(function: F) -> F:
+    decorated: F = click.option(
+        "-C",
+        "--dir",
+        "directory",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Services tree (default: $LABDOCK_TREE, the current directory "
+        "if it has compose.yaml, else /opt/services).",
+    )(function)
+    return decorated
+
+
+def resolve_tree(directory: Path | None) -> Path:
+    return (directory or default_tree()).resolve()
+
+
+@click.command("init")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--domain", prompt="Base domain (services get <name>.<domain>)")
+@click.option("--email", prompt="ACME e-mail for Let's Encrypt")
+@click.option("--force", is_flag=True, help="Overwrite files changed on this host.")
+def init_command(directory: Path, domain: str, email: str, force: bool) -> None:
+    """Lay the services tree down in DIRECTORY and create its .env.
+
+    Files changed on this host are kept; the shipped version is written
+    beside them as FILE.labdock-new unless --force is given.
+    """
+    if "." not in domain or " " in domain:
+        raise click.BadParameter(
+            f"{domain!r} is not a domain name", param_hint="--domain"
+        )
+    if "@" not in email:
+        raise click.BadParameter(
+            f"{email!r} is not an e-mail address", param_hint="--email"
+        )
+    try:
+        report = tree.lay_down(directory, domain=domain, email=email, force=force)
+    except tree.TreeError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"{directory}: {len(report.created)} created, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged"
+    )
+    for relative in report.kept:
+        click.echo(
+            f"kept your changes to {relative}; the shipped version is in "
+            f"{relative}{tree.NEW_SUFFIX}"
+        )
+    for relative in report.overwritten:
+        click.echo(f"overwrote your changes to {relative} (--force)")
+    if report.env_created:
+        click.echo(f"created {directory / '.env'}; review it, then run:")
+    else:
+        click.echo(f"kept the existing {directory / '.env'}; next steps:")
+    click.echo(f"  labdock secrets init {directory}")
+    click.echo(f"  labdock validate {directory}")
+    click.echo(f"  labdock up -C {directory}")
+
+
+@click.command("render")
+@tree_option
+def render_command(directory: Path | None) -> None:
+    """Render the tree's *.tmpl files from .env (`up` does this too)."""
+    root = resolve_tree(directory)
+    try:
+        outputs = tree.render(root)
+    except tree.TreeError as error:
+        raise click.ClickException(str(error)) from error
+    for output in outputs:
+        click.echo(f"rendered {output}")
+
+
+@click.command("validate")
+@click.argument(
+    "target",
+    type=click.Path(path_type=Path, exists=True),
+    required=False,
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(sorted(FORMATTERS)),
+    default="text",
+    show_default=True,
+    help="Report format; sarif is SARIF 2.1.0 for code-scanning tools.",
+)
+def validate_command(target: Path | None, output_format: str) -> None:
+    """Check a services tree or Compose file: Compose first, then the policy rules.
+
+    Exit codes: 0 no findings, 1 findings, 2 the check itself could not run.
+    """
+    try:
+        result = validate(target or default_tree())
+    except ValidationToolError as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from error
+    click.echo(FORMATTERS[output_format](result), nl=False)
+    raise SystemExit(0 if result.clean else 1)
+
+
+@click.command("up")
+@click.argument("services", nargs=-1)
+@tree_option
+@click.option(
+    "--wait-timeout",
+    type=int,
+    default=lifecycle.DEFAULT_WAIT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the healthchecks to pass.",
+)
+@click.option(
+    "--no-hooks",
+    is_flag=True,
+    help="Skip the post-start provisioning of EMQX and InfluxDB.",
+)
+def up_command(
+    services: tuple[str, ...], directory: Path | None, wait_timeout: int, no_hooks: bool
+) -> None:
+    """Start the stack (or SERVICES) and wait until it is healthy."""
+    try:
+        states = lifecycle.up(
+            resolve_tree(directory),
+            services,
+            wait_timeout=wait_timeout,
+            hooks=not no_hooks,
+        )
+    except lifecycle.StackError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(lifecycle.format_table(states), nl=False)
+
+
+@click.command("down")
+@tree_option
+def down_command(directory: Path | None) -> None:
+    """Stop and remove the containers; volumes and data are kept."""
+    try:
+        lifecycle.down(resolve_tree(directory))
+    except lifecycle.StackError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@click.command("status")
+@tree_option
+def status_command(directory: Path | None) -> None:
+    """Print each service's state, health and URL."""
+    try:
+        states = lifecycle.status(resolve_tree(directory))
+    except lifecycle.StackError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(lifecycle.format_table(states), nl=False)
+    unhealthy = [s for s in states if s.state != "running" or s.health == "unhealthy"]
+    raise SystemExit(1 if unhealthy or not states else 0)
+
+
+@click.command("logs")
+@click.argument("services", nargs=-1)
+@tree_option
+@click.option(
+    "--tail", type=int, default=100, show_default=True, help="Lines per service."
+)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+def logs_command(
+    services: tuple[str, ...], directory: Path | None, tail: int, follow: bool
+) -> None:
+    """Print the logs of the stack or of SERVICES."""
+    try:
+        lifecycle.logs(resolve_tree(directory), services, tail=tail, follow=follow)
+    except lifecycle.StackError as error:
+        raise click.ClickException(str(error)) from error
+
+
+COMMANDS = [
+    init_command,
+    render_command,
+    validate_command,
+    up_command,
+    down_command,
+    status_command,
+    logs_command,
+]

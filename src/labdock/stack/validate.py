@@ -1,0 +1,157 @@
+"""`labdock validate`: Compose's own check first, then the policy rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labdock import __version__
+from labdock.stack import policy
+from labdock.stack.compose import Compose, ComposeError, compose_file
+
+COMPOSE_RULE = policy.Rule(
+    id="compose-config",
+    summary="Docker Compose accepts the project (`docker compose config`).",
+    fix="Fix the error Compose reports; it names the file and key.",
+    check=lambda project: iter(()),
+)
+
+
+class ValidationToolError(Exception):
+    """The validator could not run (as opposed to finding problems)."""
+
+
+@dataclass
+class ValidationResult:
+    """Findings of one run, and the file that was checked."""
+
+    target: str
+    findings: list[policy.Finding] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+
+def validate(path: Path) -> ValidationResult:
+    """Validate a services tree (directory) or one Compose file.
+
+    With no .env beside the Compose file, .env.example supplies the site
+    settings, so the shipped tree can be checked before `labdock init`.
+    Raises ValidationToolError when the Compose binary cannot be run.
+    """
+    file = compose_file(path).resolve()
+    if not file.is_file():
+        raise ValidationToolError(
+            f"{file} not found; pass a services tree or a Compose file"
+        )
+    env_file = None
+    if (
+        not (file.parent / ".env").is_file()
+        and (file.parent / ".env.example").is_file()
+    ):
+        env_file = file.parent / ".env.example"
+    try:
+        compose = Compose(
+            file, env_file=env_file, environment={"COMPOSE_PROFILES": "*"}
+        )
+    except ComposeError as error:
+        raise ValidationToolError(str(error)) from error
+    result = ValidationResult(target=str(file))
+    try:
+        model = compose.config()
+    except ComposeError as error:
+        cause = error.__cause__
+        if cause is not None and getattr(cause, "result", None) is None:
+            raise ValidationToolError(str(error)) from error
+        result.findings.append(
+            policy.Finding(
+                rule=COMPOSE_RULE.id,
+                message=_compose_message(str(error)),
+                fix=COMPOSE_RULE.fix,
+                file=str(file),
+            )
+        )
+        return result
+    result.findings.extend(policy.evaluate(policy.Project(model, file)))
+    return result
+
+
+def _compose_message(text: str) -> str:
+    # Keep Compose's own error, not the command line that produced it.
+    match = re.search(r"failed with exit code \d+: (.*)", text, re.S)
+    return (match.group(1) if match else text).strip()
+
+
+def format_text(result: ValidationResult) -> str:
+    if result.clean:
+        return f"{result.target}: no findings ({len(policy.RULES) + 1} rules checked)\n"
+    lines = []
+    for finding in result.findings:
+        where = finding.file + (f":{finding.line}" if finding.line else "")
+        service = f" service {finding.service}:" if finding.service else ""
+        lines.append(f"{where}:{service} [{finding.rule}] {finding.message}")
+        lines.append(f"    fix: {finding.fix}")
+    lines.append(f"{len(result.findings)} finding(s)")
+    return "\n".join(lines) + "\n"
+
+
+def format_json(result: ValidationResult) -> str:
+    data = {
+        "target": result.target,
+        "findings": [asdict(finding) for finding in result.findings],
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def format_sarif(result: ValidationResult) -> str:
+    """Return the findings as a SARIF 2.1.0 log."""
+    rules = [COMPOSE_RULE, *policy.RULES.values()]
+    index = {item.id: position for position, item in enumerate(rules)}
+    results: list[dict[str, Any]] = []
+    for finding in result.findings:
+        location: dict[str, Any] = {
+            "artifactLocation": {"uri": Path(finding.file).as_uri()}
+        }
+        if finding.line:
+            location["region"] = {"startLine": finding.line}
+        prefix = f"service {finding.service}: " if finding.service else ""
+        results.append(
+            {
+                "ruleId": finding.rule,
+                "ruleIndex": index[finding.rule],
+                "level": finding.level,
+                "message": {"text": f"{prefix}{finding.message}. Fix: {finding.fix}"},
+                "locations": [{"physicalLocation": location}],
+            }
+        )
+    log = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "labdock validate",
+                        "version": __version__,
+                        "rules": [
+                            {
+                                "id": item.id,
+                                "shortDescription": {"text": item.summary},
+                                "help": {"text": item.fix},
+                            }
+                            for item in rules
+                        ],
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(log, indent=2) + "\n"
+
+
+FORMATTERS = {"text": format_text, "json": format_json, "sarif": format_sarif}
