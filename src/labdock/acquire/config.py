@@ -284,7 +284,8 @@ class DatabaseConfig(_Model):
 
     @property
     def sqlite_path(self) -> Path:
-        return Path(self.url.removeprefix("sqlite://"))
+        """The store's path: sqlite:///relative/path or sqlite:////absolute/path."""
+        return Path(self.url.removeprefix("sqlite:").removeprefix("//").removeprefix("/"))
 
 
 class BatchConfig(_Model):

@@ -424,3 +424,40 @@ def _parse_time(text: str, pos: int, multiplier: int) -> tuple[int, int]:
             f"timestamp {raw!r} is outside the signed 64-bit range of nanoseconds",
         )
     return value * multiplier, after
+
+
+def split_lines(text: str) -> list[str]:
+    """Split encoded line protocol into its lines.
+
+    A string field value may hold a raw newline, so a plain split on "\\n"
+    would cut such a line in two. Quotes only delimit strings in the field
+    section, after the first unescaped space; in the measurement and tags
+    they are ordinary characters.
+    """
+    if '"' not in text:
+        return text.split("\n")
+    lines: list[str] = []
+    start = 0
+    index = 0
+    length = len(text)
+    in_fields = False
+    in_string = False
+    while index < length:
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_string:
+            if char == '"':
+                in_string = False
+        elif char == "\n":
+            lines.append(text[start:index])
+            start = index + 1
+            in_fields = False
+        elif char == " " and not in_fields:
+            in_fields = True
+        elif char == '"' and in_fields:
+            in_string = True
+        index += 1
+    lines.append(text[start:])
+    return lines

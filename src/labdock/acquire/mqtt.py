@@ -64,6 +64,7 @@ class BrokerConnection:
         self.subscriptions = 0  # SUBSCRIBE requests sent, for tests and metrics
         self._on_state = on_state
         self._first_connection = True
+        self._stopping = False
         version = paho.MQTTv5 if config.protocol == "5" else paho.MQTTv311
         client = paho.Client(
             paho.CallbackAPIVersion.VERSION2,
@@ -115,6 +116,7 @@ class BrokerConnection:
 
     def stop(self) -> None:
         """Disconnect; the broker keeps the session and the unacknowledged messages."""
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
@@ -195,7 +197,7 @@ class BrokerConnection:
         was_connected = self.connected.is_set()
         self.connected.clear()
         self.last_error = f"disconnected: {reason}"
-        if was_connected:
+        if was_connected and not self._stopping:
             log.warning("broker.disconnected", broker=self.config.url, reason=str(reason))
         if self._on_state:
             self._on_state(False)

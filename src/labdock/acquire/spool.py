@@ -225,11 +225,12 @@ class Spool:
             return
         size = sum(len(entry.body.encode()) for entry in entries)
         try:
-            self._writer.execute("BEGIN")
             if deadletters:
                 # Rejected lines must not be lost with their entry, so this
                 # commit is synchronous.
                 self._writer.execute("PRAGMA synchronous=FULL")
+            self._writer.execute("BEGIN")
+            if deadletters:
                 self._insert_deadletters(self._writer, deadletters)
             self._writer.executemany(
                 "DELETE FROM lines WHERE id = ?", [(entry.id,) for entry in entries]

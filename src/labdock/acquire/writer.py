@@ -16,6 +16,7 @@ its time, so it overwrites itself instead of duplicating.
 from __future__ import annotations
 
 import gzip
+import logging
 import random
 import re
 import sqlite3
@@ -33,10 +34,13 @@ import structlog
 import urllib3
 
 from labdock.acquire.config import AcquireConfig, DatabaseConfig, read_secret
+from labdock.acquire.lineprotocol import split_lines
 from labdock.acquire.metrics import Metrics
 from labdock.acquire.spool import DeadLetter, Spool, SpooledEntry, SpoolError
 
 log = structlog.get_logger("labdock.acquire.writer")
+# urllib3 logs each retry of a stale pooled connection; the writer logs outcomes.
+logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 # Bodies that mean a line can never be stored, whatever the status code:
 # InfluxDB 2.x has answered a field type conflict with 500.
@@ -154,7 +158,13 @@ class HttpSink:
             maxsize=2,
             ssl_context=context,
             timeout=urllib3.Timeout(connect=min(5.0, config.timeout), read=config.timeout),
-            retries=False,
+            # One immediate retry covers a pooled connection that the server
+            # closed while idle; a write is idempotent, since every line
+            # carries its time.
+            retries=urllib3.Retry(
+                total=1, connect=1, read=1, status=0, other=0,
+                allowed_methods=None, redirect=False, raise_on_status=False,
+            ),
         )
 
     def write(self, body: bytes) -> Response:
@@ -206,10 +216,10 @@ class SqliteSink:
         self.connection.executescript(self.SQLITE_SCHEMA)
 
     def write(self, body: bytes) -> Response:
-        from labdock.acquire.lineprotocol import LineProtocolError, parse_lines
+        from labdock.acquire.lineprotocol import LineProtocolError, parse_line_protocol
 
         try:
-            points = parse_lines(body.decode("utf-8"))
+            points = parse_line_protocol(body.decode("utf-8"))
         except LineProtocolError as error:
             return Response(400, f"unable to parse: {error}")
         rows = []
@@ -289,7 +299,8 @@ class Writer:
             time.sleep(0.05)
         self._stop.set()
         self.spool.wake()
-        self._thread.join(max(0.1, deadline - time.monotonic()) + 1.0)
+        # A request in flight ends within the database timeout.
+        self._thread.join(max(0.1, deadline - time.monotonic()) + self.config.database.timeout)
         self.sink.close()
         return self.spool.messages == 0
 
@@ -333,10 +344,15 @@ class Writer:
                 ):
                     self.spool.wait_for_entries(due - time.time())
                 entries = self.spool.take(0, batch.max_lines, batch.max_bytes)
-            self._write_entries(entries)
+            try:
+                self._write_entries(entries)
+            except Exception as error:  # noqa: BLE001 (the writer must not die)
+                log.exception("writer.failed", error=f"{type(error).__name__}: {error}")
+                self._set_unready(f"writer failed: {error}")
+                self._stop.wait(min(self.config.retry.maximum, 5.0))
 
     def _write_entries(self, entries: Sequence[SpooledEntry]) -> None:
-        lines = [_Line(entry, text) for entry in entries for text in entry.body.split("\n")]
+        lines = [_Line(entry, text) for entry in entries for text in split_lines(entry.body)]
         try:
             rejected = self._deliver(lines)
         except _Retry as retry:
