@@ -45,12 +45,23 @@ class DecodeContext:
     `measurement` and `tags` come from the topic template and the mapping;
     `received_ns` is the arrival time in nanoseconds since the epoch. A
     decoder leaves `Point.time_ns` as None to mean "the arrival time".
+
+    `dropped` counts, by reason, values and messages that the decoder left
+    out on purpose (an undeclared string under `strings: ignore`, a JSON
+    null, a command topic), so that nothing vanishes uncounted. The pipeline
+    adds these counts to its outcome. A decoder that returns no point and
+    counts a reason has ignored the message on purpose.
     """
 
     topic: str
     measurement: str
     tags: Mapping[str, str] = field(default_factory=dict)
     received_ns: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def count_dropped(self, reason: str, count: int = 1) -> None:
+        """Add `count` to the values or messages left out for `reason`."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
 
 
 class Decoder(Protocol):

@@ -1,48 +1,342 @@
-"""JSON objects: keys become fields, nested keys are flattened with a dot.
-
-NOTE: a first cut for wiring the pipeline; the mapping options (types,
-renames, tags, arrays, timestamps) are still to come.
-"""
+"""The `json` decoder: JSON objects whose values become fields."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from typing import Any
 
-import orjson
+from pydantic import Field, field_validator
 
-from labdock.acquire.decoders import DecodeContext, DecodeError, DecoderOptions, register
-from labdock.acquire.points import FieldValue, Point
+from labdock.acquire.decoders import (
+    DecodeContext,
+    DecodeError,
+    DecoderOptions,
+    register,
+)
+from labdock.acquire.decoders._fields import (
+    ArrayPolicy,
+    FieldRules,
+    JsonPath,
+    StringPolicy,
+    collect_fields,
+    lookup,
+    remove,
+    resolve,
+    tag_text,
+)
+from labdock.acquire.decoders._text import load_json, load_json_exact
+from labdock.acquire.decoders._timestamps import TimestampOptions, TimestampReader
+from labdock.acquire.decoders._values import FieldType, NumberType
+from labdock.acquire.points import Point
 
 
 class JsonOptions(DecoderOptions):
-    pass
+    """Options of the `json` decoder.
+
+    Every key of the object becomes a field; nested objects are flattened by
+    joining their keys with `separator` (`{"a": {"b": 1}}` gives `a_b`), and
+    arrays by index (`key_0`, `key_1`). Options name values by their dotted
+    path in the payload (`a.b`, `values.0`), never by the field name.
+
+    Types of undeclared values: a number is a float field (`number_type:
+    float`), so that 22 and 22.5 never become an integer and a float field of
+    one name; with `number_type: auto` an integer stays an exact integer.
+    true/false are boolean fields, strings are string fields (`strings:
+    keep`) or left out and counted as `ignored_string` (`strings: ignore`).
+    JSON null is left out and counted as `null`. NaN and Infinity literals are
+    read, and the pipeline drops and counts them.
+
+    Declared `types` convert as follows: float takes numbers and numeric
+    strings ("100.00"); int and uint take integers, floats without a fraction
+    and integer strings, and reject a fraction or a value out of the 64-bit
+    range; bool takes true/false, 0/1 and the strings true/false, 1/0,
+    on/off, yes/no in any case; string takes any value as its JSON text.
+    Any other combination is a dead letter naming the value.
+    """
+
+    fields: list[str] | None = Field(
+        None,
+        description=(
+            "Paths of the values to keep as fields (with everything below them); "
+            "None keeps all."
+        ),
+        examples=[["temperature", "sensor.humidity"]],
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Paths of values to leave out (with everything below them).",
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Paths of values that become tags instead of fields. A tag taken "
+            "from the payload replaces a topic tag of the same name."
+        ),
+        examples=[["sensor_id"]],
+    )
+    rename: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "New names by path, for fields and tags; a renamed object renames "
+            "the fields below it (`{sensor: s}` turns `sensor.t` into `s_t`)."
+        ),
+        examples=[{"temp": "temperature"}],
+    )
+    types: dict[str, FieldType] = Field(
+        default_factory=dict,
+        description=(
+            "Declared field types by path: float, int, uint, bool or string. A "
+            "type declared on an object or array applies to every value below it."
+        ),
+        examples=[{"battery": "float", "count": "int"}],
+    )
+    number_type: NumberType = Field(
+        "float",
+        description=(
+            "Type of an undeclared number: float, or auto to keep integers as "
+            "exact integers (signed 64-bit, unsigned above that)."
+        ),
+    )
+    strings: StringPolicy = Field(
+        "keep",
+        description=(
+            "Undeclared strings: keep them as string fields, or ignore them "
+            "(counted as ignored_string in the dropped values)."
+        ),
+    )
+    separator: str = Field(
+        "_",
+        min_length=1,
+        description="Joins the keys of nested objects in a field name.",
+    )
+    arrays: ArrayPolicy = Field(
+        "index",
+        description=(
+            "Arrays of values: index them as fields key_0, key_1, ..., or ignore "
+            "them (counted as ignored_array)."
+        ),
+    )
+    records: str | None = Field(
+        None,
+        description=(
+            "Path of an array of reading objects, each of which becomes one point; "
+            "'' when the payload itself is that array. The other values of the "
+            "payload are added to each record, and the record's own keys win."
+        ),
+        examples=["readings"],
+    )
+    timestamp: TimestampOptions | None = Field(
+        None,
+        description="The device time of each point; None stamps the arrival time.",
+    )
+    measurement: str | None = Field(
+        None,
+        description=(
+            "Path of a string value that names the measurement; when it is "
+            "missing the measurement from the topic mapping is used."
+        ),
+    )
+
+    @field_validator("rename")
+    @classmethod
+    def _check_rename(cls, value: dict[str, str]) -> dict[str, str]:
+        empty = [path for path, name in value.items() if not name]
+        if empty:
+            raise ValueError(f"rename gives an empty name to {', '.join(empty)}")
+        return value
 
 
-@register("json", JsonOptions, "JSON object; keys become fields")
+@register(
+    "json", JsonOptions, "JSON objects; keys become fields, nested keys are joined"
+)
 class JsonDecoder:
+    """Decodes a JSON object, or an array of records, into points."""
+
     def __init__(self, options: JsonOptions) -> None:
         self.options = options
+        self.rules = FieldRules(
+            separator=options.separator,
+            number_type=options.number_type,
+            strings=options.strings,
+            arrays=options.arrays,
+            types=options.types,
+            rename=options.rename,
+            include=None if options.fields is None else tuple(options.fields),
+            exclude=tuple(options.exclude),
+        )
+        self.timestamp = (
+            None if options.timestamp is None else TimestampReader(options.timestamp)
+        )
 
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
-        try:
-            document = orjson.loads(payload)
-        except orjson.JSONDecodeError as error:
-            raise DecodeError("json_decode_error", str(error)) from None
-        if not isinstance(document, dict):
-            raise DecodeError("json_not_object", f"expected an object, got {type(document).__name__}")
-        fields: dict[str, FieldValue] = {}
-        _flatten("", document, fields)
-        return [Point(context.measurement, dict(context.tags), fields)]
+        document = load_json(payload)
+        exact_cache: list[Any] = []
+
+        def exact_document() -> Any:
+            if not exact_cache:
+                exact_cache.append(load_json_exact(payload))
+            return exact_cache[0]
+
+        if self.options.records is None:
+            if not isinstance(document, dict):
+                raise _not_object(document)
+            point = self._point(document, context, exact_document)
+            if not point.fields:
+                raise _no_fields(context)
+            return [point]
+        return self._records(document, context, exact_document)
+
+    def _records(
+        self, document: Any, context: DecodeContext, exact_document: Callable[[], Any]
+    ) -> list[Point]:
+        records_path = self.options.records or ""
+        records, record_path = self._find_records(document, records_path)
+        points = []
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise DecodeError(
+                    "record_not_object",
+                    f"record {index} of {records_path or 'the payload'!r} is a "
+                    f"{_json_kind(record)}, not an object of readings",
+                )
+            merged = _merge_record(document, record_path, record)
+
+            def exact_record(index: int = index) -> Any:
+                exact = exact_document()
+                return _merge_record(
+                    exact, record_path, lookup(exact, (*record_path, index))
+                )
+
+            point = self._point(merged, context, exact_record)
+            if point.fields:
+                points.append(point)
+            else:
+                context.count_dropped("empty_record")
+        if not points:
+            raise _no_fields(context)
+        return points
+
+    @staticmethod
+    def _find_records(document: Any, records_path: str) -> tuple[list[Any], JsonPath]:
+        path: JsonPath = ()
+        if records_path == "":
+            found, records = True, document
+        else:
+            if not isinstance(document, dict):
+                raise _not_object(document)
+            found, records, path = resolve(document, records_path)
+        if not found:
+            raise DecodeError(
+                "records_missing",
+                f"the payload has no {records_path!r} array of records; fix the "
+                "records path",
+            )
+        if not isinstance(records, list):
+            raise DecodeError(
+                "records_not_array",
+                f"{records_path or 'the payload'!r} is a {_json_kind(records)}, "
+                "not an array of records",
+            )
+        return records, path
+
+    def _point(
+        self,
+        document: dict[str, Any],
+        context: DecodeContext,
+        exact_document: Callable[[], Any],
+    ) -> Point:
+        options = self.options
+        skip: list[str] = []
+        measurement = context.measurement
+        if options.measurement is not None:
+            skip.append(options.measurement)
+            measurement = _measurement(document, options.measurement) or measurement
+        tags = dict(context.tags)
+        for tag_path in options.tags:
+            skip.append(tag_path)
+            found, value, path = resolve(document, tag_path)
+            text = tag_text(value, f"tag {tag_path!r}") if found else None
+            if text is not None:
+                tags[self.rules.name(path)] = text
+        time_ns = None
+        if options.timestamp is not None and self.timestamp is not None:
+            skip.append(options.timestamp.path)
+            time_ns = self._time_ns(document, exact_document)
+        fields = collect_fields(
+            document, self.rules, context, skip=skip, exact=exact_document
+        )
+        return Point(measurement, tags, fields, time_ns)
+
+    def _time_ns(
+        self, document: dict[str, Any], exact_document: Callable[[], Any]
+    ) -> int | None:
+        assert self.options.timestamp is not None and self.timestamp is not None
+        path_text = self.options.timestamp.path
+        found, value, path = resolve(document, path_text)
+        if not found or value is None:
+            if self.options.timestamp.required:
+                raise DecodeError(
+                    "timestamp_missing",
+                    f"the payload has no timestamp at {path_text!r}; fix the path, "
+                    "or set timestamp.required to false to use the arrival time",
+                )
+            return None
+        if isinstance(value, float):
+            value = lookup(exact_document(), path)
+        return self.timestamp.to_ns(value, f"timestamp {path_text!r}")
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, FieldValue]) -> None:
+def _merge_record(
+    document: Any, record_path: JsonPath, record: dict[str, Any]
+) -> dict[str, Any]:
+    if not record_path or not isinstance(document, dict):
+        return dict(record)
+    merged = remove(document, record_path)
+    merged.update(record)
+    return merged
+
+
+def _measurement(document: dict[str, Any], path: str) -> str | None:
+    found, value, _ = resolve(document, path)
+    if not found or value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise DecodeError(
+            "invalid_measurement",
+            f"the measurement at {path!r} is {value!r}, not a non-empty string",
+        )
+    return value
+
+
+def _json_kind(value: Any) -> str:
     if isinstance(value, dict):
-        for key, child in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), child, out)
-    elif isinstance(value, bool | str):
-        out[prefix] = value
-    elif isinstance(value, int | float):
-        number = float(value)
-        if math.isfinite(number):
-            out[prefix] = number
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def _not_object(document: Any) -> DecodeError:
+    return DecodeError(
+        "json_not_object",
+        f"the payload is a JSON {_json_kind(document)}, not an object of readings; "
+        "use the value decoder for bare values",
+    )
+
+
+def _no_fields(context: DecodeContext) -> DecodeError:
+    left_out = ", ".join(
+        f"{count} {reason}" for reason, count in context.dropped.items()
+    )
+    return DecodeError(
+        "no_fields",
+        "the payload holds no field value"
+        + (f" (left out: {left_out})" if left_out else "")
+        + "; check the fields, exclude and strings options",
+    )
