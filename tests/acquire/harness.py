@@ -227,7 +227,7 @@ def sensor_messages(
 SENSOR_MAPPING = {
     "topic": "{prefix}/{room}/{device}/{measurement}",
     "format": "json",
-    "options": {},  # TEMP
+    "options": {"types": {"seq": "int"}},
 }
 
 
