@@ -1,0 +1,117 @@
+"""Policy rules of `labdock validate`: each fixture breaks exactly one rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from labdock.cli import main
+from labdock.stack import policy
+from labdock.stack.validate import COMPOSE_RULE, validate
+
+FIXTURES = Path(__file__).parent / "fixtures" / "policy"
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+RULE_IDS = sorted([COMPOSE_RULE.id, *policy.RULES])
+
+
+def test_every_rule_has_a_fixture() -> None:
+    fixtures = {path.stem for path in FIXTURES.glob("*.yaml")} - {"clean"}
+    assert fixtures == set(RULE_IDS)
+
+
+def test_clean_fixture_has_no_findings() -> None:
+    assert validate(FIXTURES / "clean.yaml").findings == []
+
+
+@pytest.mark.parametrize("rule_id", RULE_IDS)
+def test_fixture_breaks_only_its_rule(rule_id: str) -> None:
+    findings = validate(FIXTURES / f"{rule_id}.yaml").findings
+    assert findings, f"{rule_id}.yaml produced no finding"
+    assert {finding.rule for finding in findings} == {rule_id}
+
+
+@pytest.mark.parametrize("rule_id", sorted(policy.RULES))
+def test_finding_names_file_service_and_fix(rule_id: str) -> None:
+    finding = validate(FIXTURES / f"{rule_id}.yaml").findings[0]
+    assert finding.file.endswith(f"{rule_id}.yaml")
+    assert finding.fix == policy.RULES[rule_id].fix
+    if finding.service is not None:
+        assert finding.service == "app"
+        assert finding.line is not None
+
+
+def test_shipped_tree_passes() -> None:
+    result = validate(SERVICES)
+    assert result.findings == []
+
+
+def test_waiver_needs_a_reason(tmp_path: Path) -> None:
+    text = (FIXTURES / "read-only-root.yaml").read_text()
+    waived = text.replace(
+        "    read_only: false\n",
+        "    read_only: false\n"
+        "    labels:\n"
+        "      labdock.policy.waive: read-only-root\n",
+    )
+    (tmp_path / "compose.yaml").write_text(waived)
+    assert [f.rule for f in validate(tmp_path).findings] == ["read-only-root"]
+
+    with_reason = waived.replace(
+        "      labdock.policy.waive: read-only-root\n",
+        "      labdock.policy.waive: read-only-root\n"
+        "      labdock.policy.waive.reason: the image writes to /var/cache\n",
+    )
+    (tmp_path / "compose.yaml").write_text(with_reason)
+    assert validate(tmp_path).findings == []
+
+
+def test_cli_exit_codes(tmp_path: Path) -> None:
+    runner = CliRunner()
+    clean = runner.invoke(main, ["validate", str(FIXTURES / "clean.yaml")])
+    assert clean.exit_code == 0, clean.output
+    broken = runner.invoke(main, ["validate", str(FIXTURES / "image-pinned.yaml")])
+    assert broken.exit_code == 1
+    assert "[image-pinned]" in broken.output
+    assert "fix:" in broken.output
+    missing = tmp_path / "empty"
+    missing.mkdir()
+    error = runner.invoke(main, ["validate", str(missing)])
+    assert error.exit_code == 2
+
+
+def test_cli_tool_error_without_compose(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABDOCK_COMPOSE", "/nonexistent/docker-compose")
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = CliRunner().invoke(main, ["validate", str(FIXTURES / "clean.yaml")])
+    assert result.exit_code == 2
+    assert "Compose v2 binary was not found" in result.output
+
+
+def test_json_format() -> None:
+    result = CliRunner().invoke(
+        main, ["validate", "--format", "json", str(FIXTURES / "restart-policy.yaml")]
+    )
+    data = json.loads(result.output)
+    assert [f["rule"] for f in data["findings"]] == ["restart-policy"]
+    assert data["findings"][0]["service"] == "app"
+
+
+def test_sarif_format() -> None:
+    result = CliRunner().invoke(
+        main, ["validate", "--format", "sarif", str(FIXTURES / "no-privileged.yaml")]
+    )
+    log = json.loads(result.output)
+    assert log["version"] == "2.1.0"
+    run = log["runs"][0]
+    rule_ids = [item["id"] for item in run["tool"]["driver"]["rules"]]
+    assert set(rule_ids) == set(RULE_IDS)
+    [entry] = run["results"]
+    assert entry["ruleId"] == "no-privileged"
+    assert rule_ids[entry["ruleIndex"]] == "no-privileged"
+    location = entry["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"].endswith("no-privileged.yaml")
+    assert location["region"]["startLine"] > 0
