@@ -11,6 +11,7 @@ PY := $(VENV)/bin/python
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	bash scripts/ensure-python.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

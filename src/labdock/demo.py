@@ -74,7 +74,7 @@ def reading(sensor: Sensor, step: int, now: float) -> tuple[str, bytes]:
             "status": "ok",
         }
         return f"{base}/power", json.dumps(document).encode()
-    return f"{base}/door", json.dumps({"open": step % 37 < 3}).encode()
+    return f"{base}/door", b"OPEN" if step % 37 < 3 else b"CLOSED"
 
 
 def malformed(step: int) -> tuple[str, bytes]:
@@ -209,9 +209,21 @@ def demo_config(port: int, workdir: Path, database: dict[str, Any] | None) -> Ac
             },
             "mappings": [
                 {
+                    "topic": "lab/{room}/{device}/climate",
+                    "measurement": "climate",
+                    "format": "json",
+                    "options": {"timestamp": {"path": "ts", "format": "ms"}},
+                },
+                {
+                    "topic": "lab/{room}/{device}/door",
+                    "measurement": "door",
+                    "format": "value",
+                    "options": {"field": "open", "type": "bool"},
+                },
+                {
                     "topic": "lab/{room}/{device}/{measurement}",
                     "format": "json",
-                }
+                },
             ],
             "database": database or {"url": f"sqlite:///{workdir / 'points.sqlite'}"},
             "spool": {"directory": str(workdir / "spool")},

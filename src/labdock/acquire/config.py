@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from labdock.acquire.decoders import create_decoder, registry
-from labdock.acquire.topics import TemplateError, TopicTemplate
+from labdock.acquire.topics import TemplateError, TopicTemplate, minimal_filters
 
 ENV_PREFIX = "LABDOCK_"
 
@@ -418,16 +418,16 @@ class AcquireConfig(_Model):
         return value
 
     def subscription_filters(self) -> list[str]:
-        """Return the topic filters to subscribe to, shared where configured."""
-        filters: list[str] = []
-        for mapping in self.mappings:
-            if not mapping.subscribe:
-                continue
-            topic_filter = mapping.template.filter
-            if self.broker.share_group:
-                topic_filter = f"$share/{self.broker.share_group}/{topic_filter}"
-            if topic_filter not in filters:
-                filters.append(topic_filter)
+        """Return the topic filters to subscribe to, shared where configured.
+
+        Filters covered by a broader one are left out, so that a message
+        matching two mappings arrives once.
+        """
+        filters = minimal_filters(
+            [mapping.template.filter for mapping in self.mappings if mapping.subscribe]
+        )
+        if self.broker.share_group:
+            filters = [f"$share/{self.broker.share_group}/{f}" for f in filters]
         return filters
 
 

@@ -117,7 +117,8 @@ class BrokerConnection:
     def stop(self) -> None:
         """Disconnect; the broker keeps the session and the unacknowledged messages."""
         self._stopping = True
-        self.client.disconnect()
+        if self.connected.is_set():
+            self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
 

@@ -125,3 +125,38 @@ class TopicTemplate:
         if len(topic_levels) != len(self.levels):
             return None
         return values
+
+
+def filter_covers(broad: str, narrow: str) -> bool:
+    """Return True if every topic that `narrow` matches is matched by `broad`."""
+    broad_levels = broad.split("/")
+    narrow_levels = narrow.split("/")
+    for index, level in enumerate(broad_levels):
+        if level == "#":
+            return True
+        if index >= len(narrow_levels):
+            return False
+        other = narrow_levels[index]
+        if other == "#":
+            return False
+        if level != "+" and level != other:
+            return False
+        if level == "+" and other == "#":
+            return False
+    return len(broad_levels) == len(narrow_levels)
+
+
+def minimal_filters(filters: list[str]) -> list[str]:
+    """Drop the filters that another filter in the list already covers.
+
+    A broker may deliver a message once per matching subscription of a
+    client, so overlapping filters would store a reading twice.
+    """
+    kept: list[str] = []
+    for candidate in filters:
+        if candidate in kept:
+            continue
+        if any(filter_covers(other, candidate) for other in filters if other != candidate):
+            continue
+        kept.append(candidate)
+    return kept
