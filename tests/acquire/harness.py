@@ -150,6 +150,7 @@ class Publisher:
     acknowledged: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    username: tuple[str, str] | None = None
 
     def start(self) -> Publisher:
         self._slots = threading.BoundedSemaphore(self.window)
@@ -174,6 +175,8 @@ class Publisher:
             client.max_inflight_messages_set(self.window)
             client.reconnect_delay_set(1, 2)
             client.on_publish = self._on_publish
+            if self.username:
+                client.username_pw_set(*self.username)
             client.connect(host, int(port))
             client.loop_start()
             started = time.monotonic()

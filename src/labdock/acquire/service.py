@@ -64,6 +64,8 @@ class Ingest:
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         # Messages committed but not acknowledged because their connection
         # dropped: digest -> (count, committed_ns).
+        # NOTE: this lives in memory, so a message committed just before a
+        # crash and redelivered after it is spooled a second time.
         self._unacknowledged: dict[bytes, tuple[int, int]] = {}
 
     def start(self) -> None:

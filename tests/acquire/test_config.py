@@ -1,0 +1,115 @@
+"""The acquisition configuration: sources, validation messages and defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labdock.acquire.config import ConfigError, environment_overrides, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "acquisition.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_valid() -> None:
+    config = load_config(None, environ={})
+    assert config.database.api == "sqlite"
+    assert config.subscription_filters() == ["lab/+/+/+"]
+    assert config.broker.qos == 1
+
+
+def test_file_then_environment_then_flags(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "broker: {url: 'mqtt://file:1883'}\n"
+        "database: {url: 'http://file:8086', api: v1, database: lab}\n",
+    )
+    environ = {
+        "LABDOCK_BROKER__URL": "mqtt://env:1883",
+        "LABDOCK_BATCH__MAX_LINES": "250",
+        "LABDOCK_DATABASE__GZIP": "false",
+        "UNRELATED": "x",
+    }
+    config = load_config(
+        path, environ=environ, overrides={"broker": {"url": "mqtts://flag:8883"}}
+    )
+    assert config.broker.url == "mqtts://flag:8883"
+    assert config.broker.tls is True
+    assert config.broker.port == 8883
+    assert config.batch.max_lines == 250
+    assert config.database.gzip is False
+    assert config.database.url == "http://file:8086"
+
+
+def test_every_problem_reported_with_path(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "broker: {url: 'http://x', keepalive: 2, bogus: 1}\n"
+        "mappings:\n"
+        "  - topic: 'lab/#/x'\n"
+        "  - topic: 'lab/{room}/{device}'\n"
+        "  - topic: 'lab/{room}/{measurement}'\n    format: nosuch\n"
+        "database: {url: 'http://db:8086', api: v2}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    problems = caught.value.problems
+    text = "\n".join(problems)
+    assert all(problem.startswith(str(path)) for problem in problems)
+    assert "broker.url: Value error" not in text
+    assert "broker.url: unsupported scheme 'http'" in text
+    assert "broker.keepalive:" in text
+    assert "broker.bogus: unknown key" in text
+    assert "mappings.0.topic:" in text
+    assert "must be the last level" in text
+    assert "has no {measurement} level; set measurement:" in text
+    assert "unknown format 'nosuch'; choose one of" in text
+    assert "api v2 needs bucket: and org:" in text
+
+
+def test_decoder_options_are_checked() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            None,
+            environ={},
+            overrides={"mappings": [{"topic": "a/{measurement}", "options": {"nope": 1}}]},
+        )
+    assert "invalid options for format 'json': options.nope" in caught.value.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[1, 2]", "the top level must be a mapping"),
+        ("broker: {url: [unclosed", "invalid YAML"),
+    ],
+)
+def test_malformed_file(tmp_path: Path, text: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ={})
+    assert problem in caught.value.problems[0]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "absent.yaml", environ={})
+    assert "cannot read the configuration" in caught.value.problems[0]
+
+
+def test_environment_values_parsed_as_yaml() -> None:
+    overrides = environment_overrides(
+        {"LABDOCK_SPOOL__MAX_BYTES": "1048576", "LABDOCK_BROKER__SHARE_GROUP": "ingest",
+         "LABDOCK_NOSEPARATOR": "x"}
+    )
+    assert overrides == {"spool": {"max_bytes": 1048576}, "broker": {"share_group": "ingest"}}
+
+
+def test_sqlite_paths() -> None:
+    relative = load_config(None, environ={}, overrides={"database": {"url": "sqlite:///a/b.db"}})
+    absolute = load_config(None, environ={}, overrides={"database": {"url": "sqlite:////a/b.db"}})
+    assert relative.database.sqlite_path == Path("a/b.db")
+    assert absolute.database.sqlite_path == Path("/a/b.db")

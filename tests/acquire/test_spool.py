@@ -1,0 +1,123 @@
+"""The spool: durable commits, ordered reads, byte accounting and dead letters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labdock.acquire.spool import DeadLetter, DeadLetterStore, Spool, SpoolError
+
+
+def test_append_take_remove(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append([(1, "a/b", "m v=1 1"), (2, "a/c", "m v=2 2\nm v=3 3")])
+    assert spool.messages == 2
+    assert spool.bytes == len("m v=1 1") + len("m v=2 2\nm v=3 3")
+    entries = spool.take(0, max_lines=10, max_bytes=1 << 20)
+    assert [entry.body for entry in entries] == ["m v=1 1", "m v=2 2\nm v=3 3"]
+    assert entries[0].topic == "a/b"
+    spool.remove(entries[:1])
+    assert spool.messages == 1
+    assert [entry.body for entry in spool.take(0, 10, 1 << 20)] == ["m v=2 2\nm v=3 3"]
+    spool.close()
+
+
+def test_take_respects_bounds(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append([(1, "t", f"m v={n} {n}") for n in range(10)])
+    assert len(spool.take(0, max_lines=3, max_bytes=1 << 20)) == 3
+    assert len(spool.take(0, max_lines=100, max_bytes=20)) == 2
+    assert len(spool.take(0, max_lines=100, max_bytes=1)) == 1, "the first entry always fits"
+    spool.close()
+
+
+def test_counts_survive_reopen(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append([(1, "t", "m v=1 1"), (1, "t", "m v=2 2")])
+    spool.close()
+    reopened = Spool(tmp_path, 1 << 20)
+    assert reopened.messages == 2
+    assert reopened.bytes == 14
+    reopened.close()
+
+
+def test_full_at_byte_limit(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 16)
+    spool.append([(1, "t", "x" * 40_000)])
+    assert not spool.is_full
+    spool.append([(1, "t", "x" * 40_000)])
+    assert spool.is_full
+    spool.remove(spool.take(0, 1, 1 << 20))
+    assert not spool.is_full
+    spool.close()
+
+
+def test_ids_not_reused_after_emptying(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append([(1, "t", "m v=1 1")])
+    first = spool.take(0, 10, 1 << 20)
+    spool.remove(first)
+    spool.append([(1, "t", "m v=2 2")])
+    second = spool.take(0, 10, 1 << 20)
+    assert second[0].id > first[0].id
+    spool.close()
+
+
+def test_commit_survives_sigkill(tmp_path: Path) -> None:
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from labdock.acquire.spool import Spool\n"
+        "spool = Spool(Path(sys.argv[1]), 1 << 20)\n"
+        "spool.append([(1, 't', f'm v={n} {n}') for n in range(500)])\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False)
+    assert result.returncode == -9
+    spool = Spool(tmp_path, 1 << 20)
+    assert spool.messages == 500
+    spool.close()
+
+
+def test_unwritable_directory_raises(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        target = Path("/proc/labdock-spool")  # not creatable, even by root
+    else:
+        target = tmp_path / "locked" / "spool"
+        target.parent.mkdir()
+        target.parent.chmod(0o500)
+    with pytest.raises(SpoolError) as caught:
+        Spool(target, 1 << 20)
+    assert "cannot open the spool" in str(caught.value)
+    assert "writable" in str(caught.value)
+
+
+def test_deadletters_listed_and_resolved(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    letters = [
+        DeadLetter(10, "a/b", b"online", "decode", "json_decode_error", "not JSON"),
+        DeadLetter(11, "a/c", b"\xff", "decode", "invalid_utf8", "byte 0xff"),
+    ]
+    spool.append([], letters)
+    spool.close()
+    store = DeadLetterStore(tmp_path)
+    assert store.counts() == {"invalid_utf8": 1, "json_decode_error": 1}
+    listed = store.list(reason="invalid_utf8")
+    assert [letter.payload for letter in listed] == [b"\xff"]
+    first = store.list()[0]
+    store.resolve([first], [(5, "a/b", "m v=1 1")], [(listed[0], "still_bad", "again")])
+    assert store.counts() == {"still_bad": 1}
+    store.close()
+    reopened = Spool(tmp_path, 1 << 20)
+    assert reopened.messages == 1
+    reopened.close()
+
+
+def test_deadletter_store_needs_existing_spool(tmp_path: Path) -> None:
+    with pytest.raises(SpoolError) as caught:
+        DeadLetterStore(tmp_path / "nowhere")
+    assert "no spool at" in str(caught.value)
