@@ -106,15 +106,22 @@ def register(
     return wrap
 
 
+_builtins_loaded = False
+
+
 def _load_builtin_decoders() -> None:
+    global _builtins_loaded
     for module in pkgutil.iter_modules(__path__):
         if not module.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module.name}")
+    # A flag, not an empty registry, shows whether they are loaded: importing
+    # one decoder module directly registers that decoder alone.
+    _builtins_loaded = True
 
 
 def registry() -> Mapping[str, DecoderSpec]:
     """Return every registered decoder by name, loading the built-in ones."""
-    if not _REGISTRY:
+    if not _builtins_loaded:
         _load_builtin_decoders()
     return _REGISTRY
 
