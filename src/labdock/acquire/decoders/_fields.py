@@ -29,7 +29,7 @@ StringPolicy = Literal["keep", "ignore"]
 ArrayPolicy = Literal["index", "ignore"]
 
 # Above this magnitude orjson returns a float for an integer literal that
-# doesn't fit 64 bits, so the exact document tells which one the device sent.
+# doesn't fit 64 bits, so the exact document shows which one the device sent.
 _FLOAT_FROM_BIG_INT = 2.0**63
 
 
@@ -112,7 +112,7 @@ def tag_text(value: Any, where: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class FieldRules:
-    """How `collect_fields` types, names and filters the values it meets."""
+    """Naming, typing and filtering rules that `collect_fields` applies."""
 
     separator: str = "_"
     number_type: NumberType = "float"
@@ -156,10 +156,10 @@ def collect_fields(
 ) -> dict[str, FieldValue]:
     """Flatten `document` into fields named by `rules`.
 
-    `skip` holds dotted paths that are used elsewhere (tags, the timestamp);
+    `skip` contains dotted paths that are used elsewhere (tags, the timestamp);
     `prefix` is prepended to every path; `exact` returns `document` parsed
     with exact numbers (see `load_json_exact`), needed only to tell an integer
-    beyond 64 bits from a float under `number_type: auto`. Nulls, ignored
+    beyond 64 bits from a float of the same magnitude. Nulls, ignored
     strings and ignored arrays are counted on `context`. Two values that end
     up with one name are a DecodeError, never a silent overwrite.
     """
@@ -219,6 +219,10 @@ def _field_value(
     exact: Callable[[], Any] | None,
 ) -> FieldValue | None:
     where = f"field {key!r}"
+    if isinstance(value, float) and abs(value) >= _FLOAT_FROM_BIG_INT and exact:
+        # orjson may have read an integer literal beyond 64 bits as this
+        # float; the literal decides between a range error and a float.
+        value = lookup(exact(), path[prefix_length:])
     declared = rules.declared_type(path)
     if declared is not None:
         return coerce(value, declared, where)
@@ -232,15 +236,6 @@ def _field_value(
         context.count_dropped("ignored_string")
         return None
     if isinstance(value, int | float | Decimal):
-        if (
-            rules.number_type == "auto"
-            and isinstance(value, float)
-            and abs(value) >= _FLOAT_FROM_BIG_INT
-            and exact is not None
-        ):
-            literal = lookup(exact(), path[prefix_length:])
-            if isinstance(literal, int):
-                value = literal
         return undeclared_number(value, rules.number_type, where)
     raise DecodeError(
         "type_mismatch", f"{where}: unsupported value {type(value).__name__}"

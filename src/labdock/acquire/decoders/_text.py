@@ -31,7 +31,7 @@ def decode_utf8(payload: bytes) -> str:
 
 
 def require_payload(payload: bytes) -> None:
-    """Raise `empty_payload` when `payload` holds nothing but white space."""
+    """Raise `empty_payload` when `payload` contains nothing but white space."""
     if not payload.strip():
         raise DecodeError(
             "empty_payload",

@@ -46,7 +46,7 @@ _NAMED_FORMATS = ("s", "ms", "us", "ns", "auto", "rfc3339")
 
 
 class TimestampOptions(DecoderOptions):
-    """Where a payload carries its device time, and how it is written."""
+    """Location and format of the device time in a payload."""
 
     path: str = Field(
         description="Dotted path of the timestamp in the payload: `ts`, `meta.time`.",

@@ -127,7 +127,7 @@ def _decimal_to_int(value: Decimal, unsigned: bool, where: str) -> int:
 
 
 def to_float(value: Any, where: str) -> float:
-    """Convert a decoded value to a float field (see the module's table)."""
+    """Convert a decoded value to a float field (see the module docstring)."""
     if isinstance(value, bool):
         raise _mismatch(value, "float", where)
     if isinstance(value, int):
@@ -192,7 +192,7 @@ def to_bool(
     true_words: frozenset[str] = TRUE_WORDS,
     false_words: frozenset[str] = FALSE_WORDS,
 ) -> bool:
-    """Convert a decoded value to a boolean field (see the module's table)."""
+    """Convert a decoded value to a boolean field (see the module docstring)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float | Decimal) and value in (0, 1):
@@ -247,8 +247,6 @@ def undeclared_number(
     float field. With `auto` an integer stays an exact int: signed 64-bit, or
     `UInt` between 2**63 and 2**64-1.
     """
-    if isinstance(value, bool):
-        raise TypeError("booleans are not numbers here")
     if isinstance(value, Decimal):
         value = _decimal_to_float(value, where)
     if isinstance(value, float):

@@ -39,10 +39,11 @@ class EsphomeOptions(DecoderOptions):
     <prefix>/<component>/<object id>/state, where the prefix is the node name
     unless topic_prefix changes it. Each message becomes one field named
     after the object id, with the tags `node_tag` (the prefix) and
-    `component_tag`: a float for sensor and number (`nan`, sent when a
-    sensor has no reading, is dropped and counted by the pipeline), a boolean
-    for the ON/OFF state of binary_sensor, switch, fan and light, a string
-    for text_sensor, select, lock, cover and other text states. A JSON state
+    `component_tag`. Sensor and number states are floats, and `nan`, which a
+    sensor sends when it has no reading, is dropped and counted by the
+    pipeline. The ON/OFF states of binary_sensor, switch, fan and light are
+    booleans. Text_sensor, select, lock, cover and other text states are
+    strings. A JSON state
     (lights and fans with the JSON schema) is flattened under the object id
     (`desk_brightness`). Climate, fan, cover and valve entities publish some
     attributes on topics of their own

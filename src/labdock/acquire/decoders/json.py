@@ -33,7 +33,7 @@ from labdock.acquire.points import Point
 class JsonOptions(DecoderOptions):
     """Options of the `json` decoder.
 
-    Every key of the object becomes a field; nested objects are flattened by
+    Every key of the object becomes a field. Nested objects are flattened by
     joining their keys with `separator` (`{"a": {"b": 1}}` gives `a_b`), and
     arrays by index (`key_0`, `key_1`). Options name values by their dotted
     path in the payload (`a.b`, `values.0`), never by the field name.

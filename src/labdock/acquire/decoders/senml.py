@@ -37,15 +37,16 @@ class SenmlOptions(DecoderOptions):
 
     The payload is a SenML pack in JSON: an array of records. Base name, base
     time, base unit, base value and base sum are carried forward and applied
-    as RFC 8428 resolves records. Each record with a value or sum becomes one point:
-    the measurement of the topic mapping, the tags `name` (the resolved name)
-    and `unit`, and one field by the kind of value: `value` (float, `v` plus
-    the base value), `string_value` (`vs`), `boolean_value` (`vb`) or
-    `data_value` (`vd`, kept as its base64url text); a sum (`s` plus the base
-    sum) is the field `sum`. A resolved time of 2**28 s or more is absolute;
-    a smaller one, including none at all, is that many seconds from the
-    arrival time. Times are converted to nanoseconds exactly, rounded half to
-    even. A record with only base fields sets them and writes nothing.
+    as RFC 8428 resolves records. Each record with a value or sum becomes one
+    point with the measurement of the topic mapping and the tags `name` (the
+    resolved name) and `unit`. Its field depends on the kind of value:
+    `value` (float, `v` plus the base value), `string_value` (`vs`),
+    `boolean_value` (`vb`) or `data_value` (`vd`, kept as its base64url
+    text). A sum (`s` plus the base sum) is the field `sum`. A resolved time
+    of 2**28 s or more is absolute, and a smaller one, including none at all,
+    is that many seconds from the arrival time. Times are converted to
+    nanoseconds exactly, rounded half to even. A record with only base
+    fields sets them and writes nothing.
 
     Dead letters: a pack that is not an array of objects (`senml_not_array`),
     a field of the wrong JSON type (`senml_invalid_field`), an invalid
@@ -98,7 +99,7 @@ class SenmlDecoder:
             points.append(self._point(record, base, context, where))
         if not points:
             raise DecodeError(
-                "senml_no_value", "the pack holds no record with a value or sum"
+                "senml_no_value", "the pack contains no record with a value or sum"
             )
         return points
 
@@ -237,7 +238,7 @@ def _to_float(value: Decimal | int | float, where: str) -> float:
 
 def _check_base64url(text: str, where: str) -> None:
     try:
-        base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise DecodeError(
             "senml_invalid_field",

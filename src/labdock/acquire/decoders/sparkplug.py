@@ -46,7 +46,7 @@ INT8_ARRAY, BOOLEAN_ARRAY, STRING_ARRAY, DATETIME_ARRAY = 22, 32, 33, 34
 
 _SIGNED_BITS = {INT8: 8, INT16: 16, INT32: 32}
 _UNSIGNED_BITS = {UINT8: 8, UINT16: 16, UINT32: 32}
-# Fixed-size arrays, packed little-endian as the specification's text says.
+# Fixed-size arrays, packed little-endian as the specification's text states.
 _ARRAY_FORMATS = {
     22: "b",
     23: "h",
@@ -69,14 +69,14 @@ class SparkplugOptions(DecoderOptions):
     metrics that share a timestamp (the metric's, else the payload's, in
     milliseconds) share a point. The tags `group`, `edge_node` and, for
     device messages, `device` come from the topic. Types follow the
-    metric's datatype: Int8 to Int64 and UInt8 to UInt32 as integers (the
-    signed ones sign-extended from protobuf's unsigned fields), UInt64 as an
-    unsigned integer, Float (written as its shortest decimal) and Double as
-    floats, Boolean as booleans, String, Text and UUID as strings, DateTime
-    as integer milliseconds, Bytes as base64 text, arrays as one field per
-    element (`name_0`, `name_1`), and template instances as one field per
-    member (`Motor/Speed`). DataSet and File values, null metrics and
-    transient metrics are left out and counted.
+    metric's datatype. Int8 to Int64 and UInt8 to UInt32 are integers, and
+    the signed ones are sign-extended from protobuf's unsigned fields.
+    UInt64 is an unsigned integer. Float (written as its shortest decimal)
+    and Double are floats, Boolean is a boolean, and String, Text and UUID
+    are strings. DateTime is an integer of milliseconds and Bytes is base64
+    text. An array becomes one field per element (`name_0`, `name_1`), and
+    a template instance one field per member (`Motor/Speed`). DataSet and
+    File values, null metrics and transient metrics are left out and counted.
 
     Dead letters: NDATA, DDATA or DBIRTH before the birth that defines them
     (`sparkplug_no_birth`), an alias that no birth defined
@@ -170,6 +170,7 @@ class SparkplugDecoder:
         if topic.kind in ("NCMD", "DCMD"):
             context.count_dropped("sparkplug_command")
             return []
+
         message = _parse_payload(payload)
         key = (topic.group, topic.edge_node)
         tags = self._tags(topic, context)
@@ -179,20 +180,24 @@ class SparkplugDecoder:
             born = _Node(bd_seq=_bd_seq(message), seq=_seq(message))
             self.nodes[key] = born
             return self._points(message, born.tables, tags, context, birth=True)
+
         node = self.nodes.get(key)
         if node is not None:
             self._check_seq(node, topic, message, context)
         elif self.options.require_birth:
             raise _no_birth(topic, f"edge node {topic.edge_node!r}")
+
         if topic.kind == "NDATA":
             tables = node.tables if node else _Tables()
             return self._points(message, tables, tags, context, birth=False)
+
         device = topic.device or ""
         if topic.kind == "DBIRTH":
             tables = _Tables()
             if node is not None:
                 node.devices[device] = tables
             return self._points(message, tables, tags, context, birth=True)
+
         device_tables = node.devices.get(device) if node else None
         if topic.kind == "DDEATH":
             if node is not None:
@@ -464,6 +469,7 @@ def _scalar(metric: Any, kind: str, info: _MetricInfo) -> FieldValue:
         if raw >= 1 << _UNSIGNED_BITS[datatype]:
             raise _out_of_range(info, raw)
         return int(raw)
+
     if datatype == INT64:
         raw = _value_of(metric, kind, "long_value", info)
         return raw - (1 << 64) if raw >= 1 << 63 else int(raw)
@@ -471,12 +477,14 @@ def _scalar(metric: Any, kind: str, info: _MetricInfo) -> FieldValue:
         return UInt(_value_of(metric, kind, "long_value", info))
     if datatype == DATETIME:
         return int(_value_of(metric, kind, "long_value", info))
+
     if datatype == FLOAT:
         return shortest_float32(_value_of(metric, kind, "float_value", info))
     if datatype == DOUBLE:
         return float(_value_of(metric, kind, "double_value", info))
     if datatype == BOOLEAN:
         return bool(_value_of(metric, kind, "boolean_value", info))
+
     if datatype in (STRING, TEXT, UUID):
         value = _value_of(metric, kind, "string_value", info)
         text = _text(value, f"metric {info.name!r}")

@@ -31,7 +31,7 @@ _SENSOR_WRAPPERS = {"STATUS8": "StatusSNS", "STATUS10": "StatusSNS"}
 class TasmotaOptions(DecoderOptions):
     """Options of the `tasmota` preset.
 
-    The last topic level tells the message: `SENSOR` (tele/<device>/SENSOR)
+    The last topic level selects the message type: `SENSOR` (tele/<device>/SENSOR)
     gives one point per sensor object, tagged with the object's key
     (`AM2301`, `DS18B20-1`, `ENERGY`) and with its `Id` when it has one;
     top-level readings such as `Switch1` go to one point without that tag,
@@ -152,7 +152,7 @@ class TasmotaDecoder:
         if fields:
             points.append(Point(context.measurement, tags, fields, time_ns))
         if not points:
-            raise DecodeError("no_fields", "the SENSOR message holds no reading")
+            raise DecodeError("no_fields", "the SENSOR message contains no reading")
         return points
 
     def _state(self, document: dict[str, Any], context: DecodeContext) -> list[Point]:

@@ -18,7 +18,7 @@ from labdock.acquire.decoders._fields import (
     StringPolicy,
     collect_fields,
 )
-from labdock.acquire.decoders._text import load_json
+from labdock.acquire.decoders._text import load_json, load_json_exact
 from labdock.acquire.decoders._timestamps import rfc3339_to_ns
 from labdock.acquire.decoders._values import FieldType, to_float, to_int
 from labdock.acquire.points import FieldValue, Point
@@ -33,9 +33,9 @@ class TtnOptions(DecoderOptions):
     and typed as by the json decoder: numbers as float unless `types`
     declares otherwise. With `radio`, the point also gets the integer fields
     `f_cnt`, `f_port`, `gateways` (how many gateways received it),
-    `spreading_factor` and `frequency` (Hz), and the float fields `rssi` and
-    `snr` of the gateway that received it best (highest RSSI), each name
-    prefixed with `radio_prefix`. `end_device_ids.device_id` and the
+    `spreading_factor` and `frequency` (Hz). It also gets the float fields
+    `rssi` and `snr` of the gateway with the highest RSSI. Each of these
+    names starts with `radio_prefix`. `end_device_ids.device_id` and the
     application id become tags, and `received_at` (RFC 3339 with up to
     nanoseconds) the time. Other messages (joins, downlink events, location
     and service messages) are ignored and counted as `ignored_message`.
@@ -100,7 +100,10 @@ class TtnDecoder:
         uplink = _object(uplink, "uplink_message")
         decoded = uplink.get("decoded_payload") or {}
         fields = collect_fields(
-            _object(decoded, "uplink_message.decoded_payload"), self.rules, context
+            _object(decoded, "uplink_message.decoded_payload"),
+            self.rules,
+            context,
+            exact=lambda: load_json_exact(payload)["uplink_message"]["decoded_payload"],
         )
         if self.options.radio:
             self._add_radio(uplink, fields)
@@ -147,6 +150,7 @@ class TtnDecoder:
                 "type_mismatch", "uplink_message.rx_metadata is not an array"
             )
         radio["gateways"] = len(gateways)
+
         best = _best_gateway(gateways)
         if best is not None:
             rssi = best.get("rssi", best.get("channel_rssi"))
@@ -154,6 +158,7 @@ class TtnDecoder:
                 radio["rssi"] = to_float(rssi, "rx_metadata.rssi")
             if best.get("snr") is not None:
                 radio["snr"] = to_float(best["snr"], "rx_metadata.snr")
+
         settings = uplink.get("settings")
         if isinstance(settings, dict):
             data_rate = settings.get("data_rate")
@@ -164,6 +169,7 @@ class TtnDecoder:
                 )
             if "frequency" in settings:
                 radio["frequency"] = to_int(settings["frequency"], "settings.frequency")
+
         for name, value in radio.items():
             key = self.options.radio_prefix + name
             if key in fields:

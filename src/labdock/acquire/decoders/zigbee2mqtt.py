@@ -14,7 +14,12 @@ from labdock.acquire.decoders import (
     register,
 )
 from labdock.acquire.decoders._fields import FieldRules, StringPolicy, collect_fields
-from labdock.acquire.decoders._text import decode_utf8, load_json, require_payload
+from labdock.acquire.decoders._text import (
+    decode_utf8,
+    load_json,
+    load_json_exact,
+    require_payload,
+)
 from labdock.acquire.decoders._timestamps import numeric_to_ns, rfc3339_to_ns
 from labdock.acquire.decoders._values import (
     FieldType,
@@ -116,6 +121,7 @@ class Zigbee2mqttDecoder:
         name = (
             context.topic[len(prefix) :] if context.topic.startswith(prefix) else None
         )
+
         if name is not None and (
             name == "bridge"
             or name.startswith("bridge/")
@@ -127,6 +133,7 @@ class Zigbee2mqttDecoder:
             return self._availability(
                 payload, context, name.removesuffix("/availability")
             )
+
         require_payload(payload)
         if payload.lstrip()[:1] != b"{":
             return self._attribute(payload, context, name)
@@ -135,10 +142,13 @@ class Zigbee2mqttDecoder:
             raise DecodeError(
                 "json_not_object", "the device state is not a JSON object"
             )
+
         time_ns = None
         if self.options.last_seen == "time" and document.get("last_seen") is not None:
             time_ns = _last_seen_ns(document["last_seen"])
-        fields = collect_fields(document, self.rules, context)
+        fields = collect_fields(
+            document, self.rules, context, exact=lambda: load_json_exact(payload)
+        )
         if not fields:
             context.count_dropped("no_fields")
             return []
