@@ -1,0 +1,93 @@
+"""`labdock decode`: show what one MQTT message becomes, without a broker."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from labdock.acquire.config import ConfigError, load_config
+from labdock.acquire.pipeline import Pipeline
+
+
+def _read_payload(payload: str | None, file: Path | None) -> bytes:
+    if file is not None:
+        if payload is not None:
+            raise click.UsageError(
+                "give the payload as an argument or with --file, not both"
+            )
+        try:
+            return file.read_bytes()
+        except OSError as error:
+            raise click.UsageError(f"cannot read {file}: {error.strerror}") from None
+    if payload is None or payload == "-":
+        return sys.stdin.buffer.read()
+    # Arguments that aren't valid UTF-8 reach Python as surrogate escapes;
+    # fsencode restores their original bytes.
+    return os.fsencode(payload)
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML configuration file; without it the default configuration is used.",
+)
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the payload from this file (binary payloads such as Sparkplug B).",
+)
+@click.option(
+    "--time",
+    "received_ns",
+    type=int,
+    help="Arrival time in nanoseconds since the epoch; default: now.",
+)
+@click.argument("topic")
+@click.argument("payload", required=False)
+def decode(
+    config_path: Path | None,
+    file: Path | None,
+    received_ns: int | None,
+    topic: str,
+    payload: str | None,
+) -> None:
+    """Print the line protocol that a message on TOPIC would be written as.
+
+    PAYLOAD is the message text; with '-' or no PAYLOAD (and no --file) it is
+    read from standard input. The message goes through the same mapping,
+    decoder and checks as in `labdock acquire`, at the arrival time --time.
+
+    Exit status: 0 with the lines on standard output, 1 when the message
+    would be a dead letter (its reason and detail on standard error), 2 for
+    an invalid configuration or usage.
+    """
+    data = _read_payload(payload, file)
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        click.echo("invalid configuration:", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+    pipeline = Pipeline(config)
+    now = time.time_ns() if received_ns is None else received_ns
+    outcome = pipeline.process(topic, data, now)
+    for reason, count in sorted(outcome.dropped.items()):
+        click.echo(f"dropped {count} value(s): {reason}", err=True)
+    if outcome.reason is not None:
+        click.echo(f"dead letter: {outcome.reason}: {outcome.detail or ''}", err=True)
+        sys.exit(1)
+    if not outcome.lines:
+        click.echo("the message writes no line", err=True)
+    for line in outcome.lines:
+        click.echo(line)
+
+
+COMMANDS = [decode]
