@@ -86,7 +86,8 @@ build_wheels() {
     wheels="$cache/wheels-$key"
     if [[ ! -d "$wheels" ]]; then
         log "building dependency wheels into $wheels"
-        "$python" -m pip wheel --quiet -w "$wheels.part" "$repo"
+        "$python" -m pip wheel --quiet -w "$wheels.part" "$repo" 2>"$cache/pip-wheel.log" \
+            || { cat "$cache/pip-wheel.log" >&2; exit 1; }
         rm -f "$wheels.part"/labdock-*.whl
         mv "$wheels.part" "$wheels"
     fi
@@ -95,15 +96,21 @@ build_wheels() {
     rm -rf "$context"
     mkdir -p "$context/wheels"
     cp "$wheels"/*.whl "$context/wheels/"
-    "$python" -m pip wheel --quiet --no-deps -w "$context/wheels" "$repo"
+    "$python" -m pip wheel --quiet --no-deps -w "$context/wheels" "$repo" \
+        2>"$cache/pip-wheel.log" || { cat "$cache/pip-wheel.log" >&2; exit 1; }
     cp "$repo/services/sensor-acquisition/Dockerfile" "$context/Dockerfile"
 }
 
 build() {
     local tag="$1"
     shift
+    local build_log="$cache/build-${tag//[\/:]/-}.log"
     log "building $tag"
-    docker build --quiet --network none -t "$tag" "$@" >/dev/null
+    if ! docker build --network none -t "$tag" "$@" >"$build_log" 2>&1; then
+        cat "$build_log" >&2
+        log "building $tag failed; the output is above and in $build_log"
+        exit 1
+    fi
 }
 
 mkdir -p "$cache"
@@ -126,4 +133,6 @@ build_wheels
 build labdock-test/sensor-acquisition:test \
     --build-arg PYTHON_IMAGE=labdock-test/base:bookworm \
     --build-arg PIP_NO_INDEX=1 "$context"
+# Intermediate build stages are left untagged; remove them.
+docker image prune --force >/dev/null
 log "done"
