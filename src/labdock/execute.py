@@ -81,8 +81,8 @@ def run(
     if env:
         full_env.update(env)
     hidden = [*secrets, *secret_environment_values(env or {})]
-    shown = format_command(args, hidden)
-    logger.debug("running %s%s", shown, f" in {cwd}" if cwd else "")
+    command_line = format_command(args, hidden)
+    logger.debug("running %s%s", command_line, f" in {cwd}" if cwd else "")
     try:
         completed = subprocess.run(
             args,
@@ -99,7 +99,7 @@ def run(
             f"command not found: {args[0]} ({error.strerror})"
         ) from error
     except subprocess.TimeoutExpired as error:
-        raise CommandError(f"timed out after {timeout}s: {shown}") from error
+        raise CommandError(f"timed out after {timeout}s: {command_line}") from error
     result = CommandResult(
         argv=args,
         returncode=completed.returncode,
@@ -107,11 +107,11 @@ def run(
         stderr=completed.stderr or "",
     )
     if completed.returncode != 0:
-        logger.debug("exit %d from %s", completed.returncode, shown)
+        logger.debug("exit %d from %s", completed.returncode, command_line)
         if check:
             detail = mask(result.stderr.strip() or result.stdout.strip(), hidden)
             raise CommandError(
-                f"{shown} failed with exit code {completed.returncode}"
+                f"{command_line} failed with exit code {completed.returncode}"
                 + (f": {detail}" if detail else ""),
                 result,
             )

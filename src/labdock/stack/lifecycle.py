@@ -119,12 +119,18 @@ def up(
 
 
 def provision(directory: Path, compose: Compose, settings: Mapping[str, str]) -> None:
-    """Run the post-start steps that need a running EMQX and InfluxDB."""
+    """Run the post-start steps that need a running EMQX and InfluxDB.
+
+    NOTE: the tests' stand-in images have neither `emqx ctl admins` nor the
+    influx CLI, so these steps are not covered by the tests.
+    """
     compose.run("exec", "-T", "emqx", "sh", "-c", SET_EMQX_DASHBOARD_PASSWORD)
     logger.info("set the EMQX dashboard password of admin")
+
     token_path = secrets.secrets_dir(directory) / "influxdb_write_token"
     if token_path.read_text(encoding="utf-8").strip():
         return
+
     org = settings.get("INFLUXDB_ORG") or "lab"
     bucket = settings.get("INFLUXDB_BUCKET") or "sensors"
     listed = compose.run(
@@ -141,6 +147,7 @@ def provision(directory: Path, compose: Compose, settings: Mapping[str, str]) ->
         "--json",
     )
     bucket_id = json.loads(listed.stdout)[0]["id"]
+
     created = compose.run(
         "exec",
         "-T",

@@ -1,9 +1,9 @@
 """The stack's secrets: one file each under secrets/, created, checked, rotated.
 
 Compose mounts file secrets as bind mounts that keep the host file's owner
-and mode (uid, gid and mode in the Compose file apply only to Swarm), so
-each file is mode 0600 and owned by the uid of the container user that
-reads it. Files are rewritten in place, never replaced by a rename: a
+and mode, because uid, gid and mode in the Compose file apply only to
+Swarm. So each file is mode 0600 and owned by the uid of the container user
+that reads it. Files are rewritten in place, never replaced by a rename: a
 running container's bind mount follows the inode, so a rotated value
 reaches it only through the same inode.
 """

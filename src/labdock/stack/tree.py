@@ -64,9 +64,9 @@ def shipped_tree() -> Path:
     override = os.environ.get("LABDOCK_SERVICES_DIR")
     if override:
         candidates.append(Path(override))
-    here = Path(__file__).resolve().parent
-    candidates.append(here / "services")
-    candidates.extend(parent / "services" for parent in here.parents)
+    package_dir = Path(__file__).resolve().parent
+    candidates.append(package_dir / "services")
+    candidates.extend(parent / "services" for parent in package_dir.parents)
     for candidate in candidates:
         if (candidate / "compose.yaml").is_file() and (
             candidate / ".env.example"

@@ -1,0 +1,65 @@
+"""`labdock up|status` checks that need no Docker Engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from labdock.cli import main
+from labdock.stack import lifecycle, secrets, tree
+from labdock.stack.compose import parse_ps
+
+
+def test_up_needs_env_file(tmp_path: Path) -> None:
+    with pytest.raises(lifecycle.StackError, match="run `labdock init"):
+        lifecycle.up(tmp_path)
+
+
+def test_up_needs_secret_files(tmp_path: Path) -> None:
+    tree.lay_down(tmp_path, domain="lab.test", email="ops@lab.test")
+    (tmp_path / "secrets" / "lam_password").unlink(missing_ok=True)
+    result = CliRunner().invoke(main, ["up", "-C", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "missing secret files: traefik_dashboard_password" in result.output
+    assert "labdock secrets init" in result.output
+
+
+def test_up_reports_missing_secret_by_name(tmp_path: Path) -> None:
+    tree.lay_down(tmp_path, domain="lab.test", email="ops@lab.test")
+    secrets.init_secrets(tmp_path, chown=False)
+    (tmp_path / "secrets" / "lam_password").unlink()
+    with pytest.raises(
+        lifecycle.StackError, match="missing secret files: lam_password;"
+    ):
+        lifecycle.up(tmp_path)
+
+
+def test_parse_ps_accepts_both_formats() -> None:
+    lines = '{"Service":"a","State":"running"}\n{"Service":"b","State":"exited"}\n'
+    array = '[{"Service":"a","State":"running"},{"Service":"b","State":"exited"}]'
+    assert parse_ps(lines) == parse_ps(array)
+    assert [row["Service"] for row in parse_ps(lines)] == ["a", "b"]
+    assert parse_ps("") == []
+
+
+def test_status_table_is_aligned() -> None:
+    table = lifecycle.format_table(
+        [
+            lifecycle.ServiceState(
+                "traefik", "running", "healthy", "https://traefik.lab.test"
+            ),
+            lifecycle.ServiceState("lam", "exited", "-", "-"),
+        ]
+    )
+    lines = table.splitlines()
+    assert lines[0].split() == ["SERVICE", "STATE", "HEALTH", "URL"]
+    assert lines[1].split() == [
+        "traefik",
+        "running",
+        "healthy",
+        "https://traefik.lab.test",
+    ]
+    assert lines[2].split() == ["lam", "exited", "-", "-"]
+    assert len({line.index(line.split()[1]) for line in lines}) == 1
