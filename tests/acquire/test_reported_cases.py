@@ -312,3 +312,14 @@ def test_type_conflict_deadletters_line_and_keeps_flowing(
     assert letters[0].payload.startswith(b"env,device=dev01 t=22i ")
     assert "field type conflict" in letters[0].detail
 
+
+
+def test_skipped_message_is_counted_not_deadlettered() -> None:
+    config = AcquireConfig.model_validate(
+        {"mappings": [{"topic": "z2m/{device#}", "measurement": "zigbee", "format": "zigbee2mqtt",
+                       "options": {"base_topic": "z2m"}}]}
+    )
+    outcome = Pipeline(config).process("z2m/kitchen/availability", b'{"state":"online"}', ARRIVAL)
+    assert outcome.reason is None
+    assert outcome.lines == []
+    assert sum(outcome.dropped.values()) >= 1

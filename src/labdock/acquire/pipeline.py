@@ -25,6 +25,7 @@ class Outcome:
 
     `dropped` counts values left out of the lines by reason (for example
     `nonfinite` for NaN and infinities), so that nothing vanishes uncounted.
+    No lines and no reason means the decoder skipped the message on purpose.
     """
 
     lines: list[str] = field(default_factory=list)
@@ -104,7 +105,14 @@ class Pipeline:
                 reason="decoder_error",
                 detail=f"decoder {route.format!r} raised {type(error).__name__}: {error}",
             )
-        return self._encode(points, received_ns)
+        if not points and context.dropped:
+            # The decoder skipped the message on purpose (an availability
+            # topic, a command) and counted why: nothing to store, no error.
+            return Outcome(dropped=dict(context.dropped))
+        outcome = self._encode(points, received_ns)
+        for reason, count in context.dropped.items():
+            outcome.dropped[reason] = outcome.dropped.get(reason, 0) + count
+        return outcome
 
     def _encode(self, points: list[Point], received_ns: int) -> Outcome:
         outcome = Outcome()

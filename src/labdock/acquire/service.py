@@ -152,7 +152,7 @@ class Ingest:
                         outcome.detail or "",
                     )
                 )
-            else:
+            elif outcome.lines:
                 entries.append((now_ns, message.topic, "\n".join(outcome.lines)))
         try:
             self.spool.append(entries, deadletters)

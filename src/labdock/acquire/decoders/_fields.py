@@ -132,16 +132,36 @@ class FieldRules:
                 if renamed is not None:
                     rest = [str(part) for part in path[length:]]
                     return self.separator.join([renamed, *rest])
+        if len(path) == 1:
+            return str(path[0])
         return self.separator.join(str(part) for part in path)
 
     def declared_type(self, path: JsonPath) -> FieldType | None:
         """Return the type declared for `path` or its nearest ancestor."""
         if self.types:
+            if len(path) == 1:
+                return self.types.get(str(path[0]))
             for _, text in _ancestors(path):
                 declared = self.types.get(text)
                 if declared is not None:
                     return declared
         return None
+
+
+class _PathSet:
+    """Dotted paths, matched with one set lookup and one C-level prefix test."""
+
+    __slots__ = ("exact", "prefixes")
+
+    def __init__(self, paths: Collection[str]) -> None:
+        self.exact = frozenset(paths)
+        self.prefixes = tuple(path + "." for path in self.exact)
+
+    def __bool__(self) -> bool:
+        return bool(self.exact)
+
+    def covers(self, key: str) -> bool:
+        return key in self.exact or key.startswith(self.prefixes)
 
 
 def collect_fields(
@@ -165,24 +185,34 @@ def collect_fields(
     """
     fields: dict[str, FieldValue] = {} if into is None else into
     sources: dict[str, str] = {}
-    stack: list[tuple[JsonPath, Any]] = [
-        ((*prefix, key), value) for key, value in reversed(list(document.items()))
+    skipped = _PathSet([*skip, *rules.exclude])
+    included = None if rules.include is None else _PathSet(rules.include)
+    # The dotted key of each value is built along with its path, since it
+    # is needed for every value on this hot path.
+    base = dotted(prefix)
+    stack: list[tuple[JsonPath, str, Any]] = [
+        ((*prefix, key), f"{base}.{key}" if base else str(key), value)
+        for key, value in reversed(list(document.items()))
     ]
     while stack:
-        path, value = stack.pop()
-        key = dotted(path)
-        if matches(key, skip) or matches(key, rules.exclude):
+        path, key, value = stack.pop()
+        if skipped and skipped.covers(key):
             continue
         if isinstance(value, dict):
-            stack.extend(((*path, k), v) for k, v in reversed(value.items()))
+            stack.extend(
+                ((*path, k), f"{key}.{k}", v) for k, v in reversed(value.items())
+            )
             continue
         if isinstance(value, list):
             if rules.arrays == "ignore":
                 context.count_dropped("ignored_array")
                 continue
-            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(value))))
+            stack.extend(
+                ((*path, i), f"{key}.{i}", v)
+                for i, v in reversed(list(enumerate(value)))
+            )
             continue
-        if rules.include is not None and not matches(key, rules.include):
+        if included is not None and not included.covers(key):
             continue
         if value is None:
             context.count_dropped("null")
