@@ -257,12 +257,22 @@ class DatabaseConfig(_Model):
         10.0, gt=0, description="Seconds one write request may take."
     )
     gzip: bool = Field(True, description="Compress request bodies with gzip.")
+    uint_support: bool | None = Field(
+        None,
+        description=(
+            "Write unsigned integer fields with the u suffix. InfluxDB 1.x OSS "
+            "rejects them, so by default (None) v1 writes them as signed "
+            "integers, and a value above 2**63-1 becomes a dead letter."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check_api(self) -> DatabaseConfig:
         scheme = urlsplit(self.url).scheme
         if self.api is None:
             self.api = "sqlite" if scheme == "sqlite" else "v2"
+        if self.uint_support is None:
+            self.uint_support = self.api != "v1"
         if self.api == "sqlite":
             if scheme != "sqlite":
                 raise ValueError(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from labdock.acquire.config import AcquireConfig, MappingConfig
 from labdock.acquire.decoders import DecodeContext, DecodeError, Decoder, create_decoder
-from labdock.acquire.points import EncodeError, Point, encode_point
+from labdock.acquire.points import INT64_MAX, EncodeError, Point, UInt, encode_point
 from labdock.acquire.topics import TopicTemplate
 
 NS_PER_SECOND = 1_000_000_000
@@ -53,6 +53,7 @@ class Pipeline:
     def __init__(self, config: AcquireConfig) -> None:
         self.config = config
         self.routes = [self._make_route(mapping) for mapping in config.mappings]
+        self._uint_support = bool(config.database.uint_support)
         window = config.timestamps
         self._max_past_ns = (
             None if window.max_past is None else int(window.max_past * NS_PER_SECOND)
@@ -133,6 +134,10 @@ class Pipeline:
                 )
             if not point.fields:
                 continue
+            if not self._uint_support:
+                problem = _signed_integers(point)
+                if problem is not None:
+                    return Outcome(reason="uint_out_of_range", detail=problem)
             source = "arrival"
             if point.time_ns is None:
                 point.time_ns = received_ns
@@ -171,3 +176,17 @@ class Pipeline:
                 "after the arrival time; check the device clock and the timestamp unit"
             )
         return None
+
+
+def _signed_integers(point: Point) -> str | None:
+    """Turn UInt fields into signed ones; return a problem if one doesn't fit."""
+    for key, value in point.fields.items():
+        if isinstance(value, UInt):
+            if value > INT64_MAX:
+                return (
+                    f"field {key!r} = {int(value)} is above 2**63-1, and this database "
+                    "takes no unsigned integers; set database.uint_support: true if "
+                    "it does (InfluxDB 2.x and 3.x)"
+                )
+            point.fields[key] = int(value)
+    return None

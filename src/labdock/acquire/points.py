@@ -20,6 +20,9 @@ read back as something else:
   escape exists for it there.
 - A measurement, tag key, tag value or field key ending in a backslash,
   because that backslash would escape the separator written after it.
+- A backslash right before a character that is escaped there (`\\,` in a
+  tag value, say): the parser of InfluxDB 1.x reads the pair as an escaped
+  backslash and then splits the line at the unescaped separator.
 - Text that is not valid UTF-8 (a `str` with unpaired surrogates).
 - An `int` field outside the signed 64-bit range, a `UInt` field outside
   the unsigned 64-bit range, or a time outside the signed 64-bit range of
@@ -109,8 +112,24 @@ def _check_utf8(text: str, label: str) -> None:
         ) from None
 
 
+def _check_backslashes(text: str, label: str, escaped: str) -> None:
+    """Raise EncodeError if a backslash in `text` precedes a character in `escaped`."""
+    index = text.find("\\")
+    while index != -1:
+        following = text[index + 1 : index + 2]
+        if following and following in escaped:
+            raise EncodeError(
+                f"{label} {text!r} has a backslash before {following!r}, which "
+                "line protocol cannot represent: InfluxDB would read an escaped "
+                "backslash followed by a separator"
+            )
+        index = text.find("\\", index + 1)
+
+
 def _escape_measurement(measurement: str) -> str:
     _check_name(measurement, "measurement")
+    if "\\" in measurement:
+        _check_backslashes(measurement, "measurement", ", ")
     if measurement[0] == "#":
         raise EncodeError(
             f"measurement {measurement!r} starts with '#', which makes the line "
@@ -130,6 +149,8 @@ def _escape_measurement(measurement: str) -> str:
 def _escape_key(text: str, label: str) -> str:
     """Escape a tag key, tag value or field key, which share one escape set."""
     _check_name(text, label)
+    if "\\" in text:
+        _check_backslashes(text, label, ",= ")
     escaped = text
     if "," in escaped:
         escaped = escaped.replace(",", "\\,")
