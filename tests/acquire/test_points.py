@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from labdock.acquire.lineprotocol import parse_line_protocol
 from labdock.acquire.points import (
     INT64_MAX,
     INT64_MIN,
@@ -387,3 +388,19 @@ def test_encode_raises_only_encode_error(
     except EncodeError:
         return
     assert line
+
+
+@pytest.mark.parametrize(
+    ("measurement", "field_key"),
+    [("m", "a\\,b"), ("m", "a\\=b"), ("m", "a\\ b"), ("a\\ b", "f"), ("a\\,b", "f")],
+)
+def test_backslash_before_separator_rejected(measurement: str, field_key: str) -> None:
+    with pytest.raises(EncodeError) as caught:
+        encode_point(Point(measurement, {}, {field_key: 1.0}, 1))
+    assert "backslash before" in str(caught.value)
+
+
+def test_backslash_before_separator_in_tag_kept() -> None:
+    line = encode_point(Point("cpu", {"regions": "\\,,=east"}, {"value": 1.0}, 0))
+    assert line == "cpu,regions=\\\\,\\,\\=east value=1 0"
+    assert parse_line_protocol(line)[0].tags == {"regions": "\\,,=east"}

@@ -20,9 +20,10 @@ read back as something else:
   escape exists for it there.
 - A measurement, tag key, tag value or field key ending in a backslash,
   because that backslash would escape the separator written after it.
-- A backslash right before a character that is escaped there (`\\,` in a
-  tag value, say): the parser of InfluxDB 1.x reads the pair as an escaped
-  backslash and then splits the line at the unescaped separator.
+- A backslash right before a character that is escaped there, in a
+  measurement or field key (`\\,`, say): the scanner of InfluxDB 1.x reads
+  the written `\\\\,` as an escaped backslash and then a separator. In a tag
+  the same text reads back unchanged, so it is allowed there.
 - Text that is not valid UTF-8 (a `str` with unpaired surrogates).
 - An `int` field outside the signed 64-bit range, a `UInt` field outside
   the unsigned 64-bit range, or a time outside the signed 64-bit range of
@@ -78,6 +79,7 @@ _CONTROL_CHARACTERS = frozenset(chr(code) for code in (*range(0x20), 0x7F))
 _CACHE_SIZE = 4096
 _escaped_measurements: dict[str, str] = {}
 _escaped_keys: dict[str, str] = {}
+_escaped_field_keys: dict[str, str] = {}
 
 
 def _check_name(text: str, label: str) -> None:
@@ -146,10 +148,16 @@ def _escape_measurement(measurement: str) -> str:
     return escaped
 
 
-def _escape_key(text: str, label: str) -> str:
-    """Escape a tag key, tag value or field key, which share one escape set."""
+def _escape_key(text: str, label: str, *, tag: bool = True) -> str:
+    """Escape a tag key, tag value or field key, which share one escape set.
+
+    In a tag, InfluxDB 1.x reads a backslash as literal unless a special
+    character follows, so `\\,` reads back as a backslash and a comma. Its
+    field-key scanner takes `\\\\` as a pair instead, so there that text is
+    an error.
+    """
     _check_name(text, label)
-    if "\\" in text:
+    if not tag and "\\" in text:
         _check_backslashes(text, label, ",= ")
     escaped = text
     if "," in escaped:
@@ -161,6 +169,14 @@ def _escape_key(text: str, label: str) -> str:
     if len(_escaped_keys) >= _CACHE_SIZE:
         _escaped_keys.clear()
     _escaped_keys[text] = escaped
+    return escaped
+
+
+def _escape_field_key(key: str) -> str:
+    escaped = _escape_key(key, "field key", tag=False)
+    if len(_escaped_field_keys) >= _CACHE_SIZE:
+        _escaped_field_keys.clear()
+    _escaped_field_keys[key] = escaped
     return escaped
 
 
@@ -268,7 +284,7 @@ def encode_point(point: Point) -> str:
         if isinstance(field_value, float) and not math.isfinite(field_value):
             continue
         parts.append(separator)
-        parts.append(_escaped_keys.get(key) or _escape_key(key, "field key"))
+        parts.append(_escaped_field_keys.get(key) or _escape_field_key(key))
         parts.append("=")
         try:
             parts.append(_format_field(field_value))
