@@ -26,6 +26,9 @@ test: venv
 bench: venv
 	bash bench/run.sh
 
+docs: venv
+	bash scripts/build-docs.sh
+
 lint: venv
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
