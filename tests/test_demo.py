@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from components import InfluxDB1
 
+from components import InfluxDB1
 from labdock.demo import lab_sensors, malformed, reading, run_demo
 
 
@@ -17,7 +17,9 @@ def test_demo_into_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "dead letters kept with their reason" in output
     assert "labdock deadletter list --spool-dir" in output
     connection = sqlite3.connect(tmp_path / "points.sqlite")
-    measurements = {row[0] for row in connection.execute("SELECT DISTINCT measurement FROM points")}
+    measurements = {
+        row[0] for row in connection.execute("SELECT DISTINCT measurement FROM points")
+    }
     connection.close()
     assert {"climate", "air", "door"} <= measurements
 

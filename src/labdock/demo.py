@@ -1,14 +1,15 @@
 """`labdock demo`: the acquisition service on embedded parts, in one command.
 
 An embedded MQTT broker (amqtt, pure Python) listens on a free loopback
-port, simulated lab sensors publish realistic payloads to it (a few of them
-malformed on purpose), and the acquisition service writes the points into
+port, and simulated lab sensors publish realistic payloads to it, a few of
+them malformed on purpose. The acquisition service writes the points into
 an embedded SQLite store, or into a real database when a URL is given.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from labdock.acquire.config import AcquireConfig
 from labdock.acquire.service import Service
@@ -58,14 +60,18 @@ def reading(sensor: Sensor, step: int, now: float) -> tuple[str, bytes]:
     if sensor.kind == "climate":
         setpoint = {"coldlab": 4.0, "server-room": 19.0}.get(sensor.room, 21.0)
         document: dict[str, Any] = {
-            "temperature": round(setpoint + 0.8 * math.sin(phase) + random.gauss(0, 0.05), 2),
+            "temperature": round(
+                setpoint + 0.8 * math.sin(phase) + random.gauss(0, 0.05), 2
+            ),
             "humidity": round(45 + 5 * math.cos(phase) + random.gauss(0, 0.3), 1),
             "battery": {"level": max(0, 100 - step // 50), "low": step > 4000},
             "ts": int(now * 1000),
         }
         return f"{base}/climate", json.dumps(document).encode()
     if sensor.kind == "co2":
-        document = {"co2": int(420 + 150 * abs(math.sin(phase)) + random.randint(0, 20))}
+        document = {
+            "co2": int(420 + 150 * abs(math.sin(phase)) + random.randint(0, 20))
+        }
         return f"{base}/air", json.dumps(document).encode()
     if sensor.kind == "power":
         document = {
@@ -112,7 +118,9 @@ class EmbeddedBroker:
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
             "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {
+                    "allow_anonymous": True
+                }
             },
         }
         try:
@@ -133,11 +141,12 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         if self._broker is not None:
-            future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
-            try:
+            future = asyncio.run_coroutine_threadsafe(
+                self._broker.shutdown(), self._loop
+            )
+            # The broker is going away either way; a failed shutdown changes nothing.
+            with contextlib.suppress(Exception):
                 future.result(10)
-            except Exception:  # noqa: BLE001 (shutting down anyway)
-                pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         if not self._thread.is_alive():
@@ -174,7 +183,8 @@ class Simulator:
 
     def _run(self) -> None:
         client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id="labdock-demo-sensors",
+            CallbackAPIVersion.VERSION2,
+            client_id="labdock-demo-sensors",
             protocol=paho.MQTTv311,
         )
         client.connect("127.0.0.1", self.port)
@@ -199,7 +209,9 @@ class Simulator:
         self.done.set()
 
 
-def demo_config(port: int, workdir: Path, database: dict[str, Any] | None) -> AcquireConfig:
+def demo_config(
+    port: int, workdir: Path, database: dict[str, Any] | None
+) -> AcquireConfig:
     """Return the service configuration the demo runs with."""
     return AcquireConfig.model_validate(
         {
@@ -310,7 +322,9 @@ def _summary(config: AcquireConfig, simulator: Simulator, service: Service) -> i
     published = sum(simulator.published.values())
     deadletters = _deadletters(service)
     written = int(_counter(service, "labdock_acquire_points_written_total"))
-    print(f"\npublished {published} readings and {simulator.malformed} malformed payloads")
+    print(
+        f"\npublished {published} readings and {simulator.malformed} malformed payloads"
+    )
     print(f"stored {written} points; {deadletters} dead letters kept with their reason")
     if config.database.api == "sqlite":
         path = config.database.sqlite_path
@@ -326,10 +340,12 @@ def _summary(config: AcquireConfig, simulator: Simulator, service: Service) -> i
         print(
             "\nQuery what was stored:\n"
             f"  sqlite3 {path} \"SELECT * FROM points WHERE measurement='climate' "
-            "ORDER BY time_ns DESC LIMIT 5\""
+            'ORDER BY time_ns DESC LIMIT 5"'
         )
     else:
-        print(f"\nQuery what was stored in {config.database.url} (for example with the influx CLI).")
+        print(
+            f"\nQuery what was stored in {config.database.url} (for example with the influx CLI)."
+        )
     print(
         "See the dead letters:\n"
         f"  labdock deadletter list --spool-dir {config.spool.directory}"

@@ -7,6 +7,7 @@ points back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 import paho.mqtt.client as paho
 import urllib3
 import yaml
+
 from components import InfluxDB1, VictoriaMetrics, free_port, poll_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +54,14 @@ class AcquireProcess:
     def start(self, *, wait_connected: bool = True) -> None:
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "labdock", "acquire", "--config", str(self.config_file)],
+            [
+                sys.executable,
+                "-m",
+                "labdock",
+                "acquire",
+                "--config",
+                str(self.config_file),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
@@ -62,8 +71,10 @@ class AcquireProcess:
         self.starts += 1
         if wait_connected:
             poll_until(
-                lambda: self._check_running()
-                and self.metric("labdock_acquire_broker_connected") == 1,
+                lambda: (
+                    self._check_running()
+                    and self.metric("labdock_acquire_broker_connected") == 1
+                ),
                 timeout=20,
                 description=f"acquire connected to the broker (log: {self.log_file})",
             )
@@ -125,10 +136,8 @@ class AcquireProcess:
         events = []
         for line in self.log_file.read_text(errors="replace").splitlines():
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(ValueError):
                     events.append(json.loads(line))
-                except ValueError:
-                    pass
         return events
 
 
@@ -190,7 +199,9 @@ class Publisher:
                 client.publish(topic, payload, qos=1)
                 self.sent += 1
             deadline = time.monotonic() + 120
-            while self.acknowledged < len(self.messages) and time.monotonic() < deadline:
+            while (
+                self.acknowledged < len(self.messages) and time.monotonic() < deadline
+            ):
                 time.sleep(0.05)
             client.disconnect()
             client.loop_stop()
@@ -201,7 +212,9 @@ class Publisher:
 
     def wait(self, timeout: float = 300) -> None:
         if not self.done.wait(timeout):
-            raise TimeoutError(f"publisher sent {self.sent}/{len(self.messages)} in {timeout} s")
+            raise TimeoutError(
+                f"publisher sent {self.sent}/{len(self.messages)} in {timeout} s"
+            )
         if self.error is not None:
             raise self.error
         assert self.acknowledged == len(self.messages), (
@@ -289,7 +302,12 @@ class VictoriaV2Backend:
         self.bucket = bucket
 
     def database_config(self) -> dict[str, Any]:
-        return {"url": self.server.url, "api": "v2", "bucket": self.bucket, "org": "lab"}
+        return {
+            "url": self.server.url,
+            "api": "v2",
+            "bucket": self.bucket,
+            "org": "lab",
+        }
 
     def sequences(self, measurement: str) -> Counter[int]:
         found: Counter[int] = Counter()

@@ -88,4 +88,3 @@ class ScriptedServer:
     def writes(self) -> list[Request]:
         with self.lock:
             return [r for r in self.requests if r.method == "POST"]
-

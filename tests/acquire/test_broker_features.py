@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from components import InfluxDB1, Mosquitto
 from harness import (
     AcquireProcess,
     InfluxV1Backend,
@@ -18,8 +17,12 @@ from harness import (
     wait_for_sequences,
 )
 
+from components import InfluxDB1, Mosquitto
 
-def service_config(broker: dict[str, Any], backend: InfluxV1Backend, prefix: str) -> dict[str, Any]:
+
+def service_config(
+    broker: dict[str, Any], backend: InfluxV1Backend, prefix: str
+) -> dict[str, Any]:
     return {
         "broker": broker,
         "mappings": [sensor_mapping(prefix)],
@@ -37,10 +40,14 @@ def test_tls_with_ca_file(
         "ca_file": str(mosquitto_tls.ca_file),
         "client_id": unique_name,
     }
-    service = AcquireProcess(tmp_path / "acquire", service_config(broker, backend, unique_name))
+    service = AcquireProcess(
+        tmp_path / "acquire", service_config(broker, backend, unique_name)
+    )
     service.start()
     try:
-        Publisher(mosquitto_tls.url, sensor_messages(200, 4, prefix=unique_name)).start().wait()
+        Publisher(
+            mosquitto_tls.url, sensor_messages(200, 4, prefix=unique_name)
+        ).start().wait()
         wait_for_sequences(backend, "env", range(200), timeout=30)
     finally:
         service.stop()
@@ -51,7 +58,9 @@ def test_tls_rejects_unknown_ca(
 ) -> None:
     backend = InfluxV1Backend(influxdb1, unique_name)
     broker = {"url": mosquitto_tls.tls_url, "client_id": unique_name}
-    service = AcquireProcess(tmp_path / "acquire", service_config(broker, backend, unique_name))
+    service = AcquireProcess(
+        tmp_path / "acquire", service_config(broker, backend, unique_name)
+    )
     service.start(wait_connected=False)
     try:
         poll(lambda: service.get("/readyz")[0] == 503, 20, "readiness answering")
@@ -78,8 +87,12 @@ def test_password_from_file(
     secret.write_text("s3cret pass\n")
     backend = InfluxV1Backend(influxdb1, unique_name)
     config = service_config(
-        {"url": broker.url, "client_id": unique_name, "username": "acquire",
-         "password_file": str(secret)},
+        {
+            "url": broker.url,
+            "client_id": unique_name,
+            "username": "acquire",
+            "password_file": str(secret),
+        },
         backend,
         unique_name,
     )
@@ -101,10 +114,14 @@ def test_mqtt311_session_keeps_messages_while_down(
 ) -> None:
     backend = InfluxV1Backend(influxdb1, unique_name)
     broker = {"url": mosquitto.url, "client_id": unique_name, "protocol": "3.1.1"}
-    service = AcquireProcess(tmp_path / "acquire", service_config(broker, backend, unique_name))
+    service = AcquireProcess(
+        tmp_path / "acquire", service_config(broker, backend, unique_name)
+    )
     service.start()
     try:
-        Publisher(mosquitto.url, sensor_messages(100, 4, prefix=unique_name)).start().wait()
+        Publisher(
+            mosquitto.url, sensor_messages(100, 4, prefix=unique_name)
+        ).start().wait()
         wait_for_sequences(backend, "env", range(100), timeout=30)
         assert service.terminate() == 0
         later = sensor_messages(500, 4, prefix=unique_name, start=100)
@@ -133,10 +150,14 @@ def test_shared_subscription_splits_load(
     for replica in replicas:
         replica.start()
     try:
-        Publisher(mosquitto.url, sensor_messages(20_000, 20, prefix=unique_name)).start().wait()
+        Publisher(
+            mosquitto.url, sensor_messages(20_000, 20, prefix=unique_name)
+        ).start().wait()
         stored = wait_for_sequences(backend, "env", range(20_000), timeout=60)
         assert max(stored.values()) == 1
-        received = [r.metric("labdock_acquire_messages_received_total") or 0 for r in replicas]
+        received = [
+            r.metric("labdock_acquire_messages_received_total") or 0 for r in replicas
+        ]
     finally:
         for replica in replicas:
             replica.stop()

@@ -76,7 +76,9 @@ def test_decoder_options_are_checked() -> None:
         load_config(
             None,
             environ={},
-            overrides={"mappings": [{"topic": "a/{measurement}", "options": {"nope": 1}}]},
+            overrides={
+                "mappings": [{"topic": "a/{measurement}", "options": {"nope": 1}}]
+            },
         )
     assert "invalid options for format 'json': options.nope" in caught.value.problems[0]
 
@@ -102,14 +104,24 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_environment_values_parsed_as_yaml() -> None:
     overrides = environment_overrides(
-        {"LABDOCK_SPOOL__MAX_BYTES": "1048576", "LABDOCK_BROKER__SHARE_GROUP": "ingest",
-         "LABDOCK_NOSEPARATOR": "x"}
+        {
+            "LABDOCK_SPOOL__MAX_BYTES": "1048576",
+            "LABDOCK_BROKER__SHARE_GROUP": "ingest",
+            "LABDOCK_NOSEPARATOR": "x",
+        }
     )
-    assert overrides == {"spool": {"max_bytes": 1048576}, "broker": {"share_group": "ingest"}}
+    assert overrides == {
+        "spool": {"max_bytes": 1048576},
+        "broker": {"share_group": "ingest"},
+    }
 
 
 def test_sqlite_paths() -> None:
-    relative = load_config(None, environ={}, overrides={"database": {"url": "sqlite:///a/b.db"}})
-    absolute = load_config(None, environ={}, overrides={"database": {"url": "sqlite:////a/b.db"}})
+    relative = load_config(
+        None, environ={}, overrides={"database": {"url": "sqlite:///a/b.db"}}
+    )
+    absolute = load_config(
+        None, environ={}, overrides={"database": {"url": "sqlite:////a/b.db"}}
+    )
     assert relative.database.sqlite_path == Path("a/b.db")
     assert absolute.database.sqlite_path == Path("/a/b.db")

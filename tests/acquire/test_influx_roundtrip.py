@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from components import InfluxDB1, require_binary
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from components import InfluxDB1, require_binary
 from labdock.acquire.config import AcquireConfig
 from labdock.acquire.lineprotocol import parse_line_protocol
 from labdock.acquire.pipeline import Pipeline
@@ -32,7 +32,8 @@ keys = st.text(KEY_ALPHABET, min_size=1, max_size=8).filter(
     lambda key: key[0] not in "_ " and key != "time" and not key.endswith("\\")
 )
 strings = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=40,
 )
 scalars = st.one_of(
     st.booleans(),
@@ -62,7 +63,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
 
 
 def stored_rows(server: InfluxDB1, measurement: str) -> list[dict[str, Any]]:
-    return server.query(DATABASE, f'SELECT * FROM "{measurement}" GROUP BY *', epoch="ns")
+    return server.query(
+        DATABASE, f'SELECT * FROM "{measurement}" GROUP BY *', epoch="ns"
+    )
 
 
 def assert_roundtrip(server: InfluxDB1, line: str) -> None:
@@ -90,9 +93,18 @@ def assert_roundtrip(server: InfluxDB1, line: str) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(document=documents, room=levels, device=levels, number_type=st.sampled_from(["float", "auto"]))
+@given(
+    document=documents,
+    room=levels,
+    device=levels,
+    number_type=st.sampled_from(["float", "auto"]),
+)
 def test_json_roundtrip(
-    server: InfluxDB1, document: dict[str, Any], room: str, device: str, number_type: str
+    server: InfluxDB1,
+    document: dict[str, Any],
+    room: str,
+    device: str,
+    number_type: str,
 ) -> None:
     measurement = f"json{next(_numbers)}"
     config = AcquireConfig.model_validate(
@@ -118,7 +130,11 @@ def test_json_roundtrip(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(value=st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.booleans()))
+@given(
+    value=st.one_of(
+        st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.booleans()
+    )
+)
 def test_value_roundtrip(server: InfluxDB1, value: Any) -> None:
     measurement = f"value{next(_numbers)}"
     config = AcquireConfig.model_validate(
@@ -137,8 +153,12 @@ def test_value_roundtrip(server: InfluxDB1, value: Any) -> None:
 def test_special_cases_roundtrip(server: InfluxDB1) -> None:
     config = AcquireConfig.model_validate(
         {
-            "mappings": [{"topic": "plant/{line}/{measurement}",
-                          "options": {"types": {"big": "int", "count": "uint"}}}],
+            "mappings": [
+                {
+                    "topic": "plant/{line}/{measurement}",
+                    "options": {"types": {"big": "int", "count": "uint"}},
+                }
+            ],
             "database": {"url": server.url, "api": "v1", "database": DATABASE},
         }
     )

@@ -14,8 +14,10 @@ SECOND = 1_000_000_000
 def make(timestamps: dict[str, Any], **database: Any) -> Pipeline:
     config: dict[str, Any] = {
         "mappings": [
-            {"topic": "plant/{device}/{measurement}",
-             "options": {"timestamp": {"path": "ts", "format": "s"}}},
+            {
+                "topic": "plant/{device}/{measurement}",
+                "options": {"timestamp": {"path": "ts", "format": "s"}},
+            },
         ],
         "timestamps": timestamps,
     }
@@ -29,7 +31,9 @@ def payload(seconds_from_arrival: int) -> bytes:
 
 
 def test_device_time_inside_window_kept() -> None:
-    pipeline = make({"max_past": 3600, "max_future": 60, "time_source_tag": "time_source"})
+    pipeline = make(
+        {"max_past": 3600, "max_future": 60, "time_source_tag": "time_source"}
+    )
     outcome = pipeline.process("plant/dev01/env", payload(-1800), ARRIVAL)
     assert outcome.lines == [
         f"env,device=dev01,time_source=device t=1.5 {ARRIVAL - 1800 * SECOND}"
@@ -37,14 +41,18 @@ def test_device_time_inside_window_kept() -> None:
 
 
 def test_future_time_deadlettered() -> None:
-    outcome = make({"max_future": 60}).process("plant/dev01/env", payload(3600), ARRIVAL)
+    outcome = make({"max_future": 60}).process(
+        "plant/dev01/env", payload(3600), ARRIVAL
+    )
     assert outcome.reason == "timestamp_out_of_window"
     assert outcome.detail is not None
     assert "after the arrival time" in outcome.detail
 
 
 def test_old_time_restamped_with_tag() -> None:
-    pipeline = make({"max_past": 60, "action": "restamp", "time_source_tag": "time_source"})
+    pipeline = make(
+        {"max_past": 60, "action": "restamp", "time_source_tag": "time_source"}
+    )
     outcome = pipeline.process("plant/dev01/env", payload(-3600), ARRIVAL)
     assert outcome.lines == [f"env,device=dev01,time_source=arrival t=1.5 {ARRIVAL}"]
     assert outcome.dropped == {"restamped": 1}
@@ -52,8 +60,10 @@ def test_old_time_restamped_with_tag() -> None:
 
 def test_arrival_time_when_no_device_time() -> None:
     config = AcquireConfig.model_validate(
-        {"mappings": [{"topic": "plant/{device}/{measurement}"}],
-         "timestamps": {"time_source_tag": "src"}}
+        {
+            "mappings": [{"topic": "plant/{device}/{measurement}"}],
+            "timestamps": {"time_source_tag": "src"},
+        }
     )
     outcome = Pipeline(config).process("plant/dev01/env", b'{"t": 2}', ARRIVAL)
     assert outcome.lines == [f"env,device=dev01,src=arrival t=2 {ARRIVAL}"]
@@ -63,8 +73,12 @@ def test_first_matching_mapping_wins() -> None:
     config = AcquireConfig.model_validate(
         {
             "mappings": [
-                {"topic": "lab/{room}/door", "measurement": "door", "format": "value",
-                 "options": {"field": "open", "type": "bool"}},
+                {
+                    "topic": "lab/{room}/door",
+                    "measurement": "door",
+                    "format": "value",
+                    "options": {"field": "open", "type": "bool"},
+                },
                 {"topic": "lab/{room}/{measurement}", "tags": {"site": "north"}},
             ]
         }
@@ -86,13 +100,29 @@ def test_unmatched_topic_is_deadlettered() -> None:
 
 def test_uint_written_signed_for_v1() -> None:
     config = {
-        "mappings": [{"topic": "plant/{device}/{measurement}", "options": {"types": {"n": "uint"}}}],
+        "mappings": [
+            {
+                "topic": "plant/{device}/{measurement}",
+                "options": {"types": {"n": "uint"}},
+            }
+        ],
     }
     v1 = AcquireConfig.model_validate(
-        {**config, "database": {"url": "http://db:8086", "api": "v1", "database": "lab"}}
+        {
+            **config,
+            "database": {"url": "http://db:8086", "api": "v1", "database": "lab"},
+        }
     )
     v2 = AcquireConfig.model_validate(
-        {**config, "database": {"url": "http://db:8086", "api": "v2", "bucket": "b", "org": "o"}}
+        {
+            **config,
+            "database": {
+                "url": "http://db:8086",
+                "api": "v2",
+                "bucket": "b",
+                "org": "o",
+            },
+        }
     )
     assert Pipeline(v1).process("plant/d/env", b'{"n": 7}', ARRIVAL).lines == [
         f"env,device=d n=7i {ARRIVAL}"

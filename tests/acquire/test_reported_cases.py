@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from components import InfluxDB1, Mosquitto
 from harness import AcquireProcess, InfluxV1Backend, Publisher, poll
 
+from components import InfluxDB1, Mosquitto
 from labdock.acquire.config import AcquireConfig
 from labdock.acquire.pipeline import Pipeline
 from labdock.acquire.spool import DeadLetterStore
@@ -24,7 +24,10 @@ ARRIVAL = 1_764_000_000_000_000_000
 
 
 def pipeline(**options: Any) -> Pipeline:
-    mapping: dict[str, Any] = {"topic": "plant/{device}/{measurement}", "options": options}
+    mapping: dict[str, Any] = {
+        "topic": "plant/{device}/{measurement}",
+        "options": options,
+    }
     return Pipeline(AcquireConfig.model_validate({"mappings": [mapping]}))
 
 
@@ -55,10 +58,18 @@ def test_special_characters_in_tags_and_strings() -> None:
     config = AcquireConfig.model_validate(
         {"mappings": [{"topic": "plant/{line}/{measurement}"}]}
     )
-    lines = Pipeline(config).process(
-        "plant/Line 1,A=B/env", b'{"t":20.5,"note":"say \\"hi\\" \\\\ bye"}', ARRIVAL
-    ).lines
-    assert lines == [f'env,line=Line\\ 1\\,A\\=B note="say \\"hi\\" \\\\ bye",t=20.5 {ARRIVAL}']
+    lines = (
+        Pipeline(config)
+        .process(
+            "plant/Line 1,A=B/env",
+            b'{"t":20.5,"note":"say \\"hi\\" \\\\ bye"}',
+            ARRIVAL,
+        )
+        .lines
+    )
+    assert lines == [
+        f'env,line=Line\\ 1\\,A\\=B note="say \\"hi\\" \\\\ bye",t=20.5 {ARRIVAL}'
+    ]
 
 
 def test_empty_tag_value_is_omitted() -> None:
@@ -134,7 +145,9 @@ def start_service(
 ) -> AcquireProcess:
     config: dict[str, Any] = {
         "broker": {"url": broker_url, "client_id": f"{name}-{influx.database}"},
-        "mappings": [{"topic": "plant/{device}/{measurement}", "options": options or {}}],
+        "mappings": [
+            {"topic": "plant/{device}/{measurement}", "options": options or {}}
+        ],
         "database": influx.database_config(),
         "retry": {"initial": 0.2, "maximum": 1.0},
         "batch": {"max_delay": 0.2},
@@ -162,9 +175,15 @@ def test_reconnect_without_session_subscribes_again(
         mosquitto.db_file.unlink(missing_ok=True)  # the broker forgets the session
         time.sleep(10)
         mosquitto.start()
-        poll(lambda: service.metric("labdock_acquire_broker_connected") == 1, 60, "reconnect")
+        poll(
+            lambda: service.metric("labdock_acquire_broker_connected") == 1,
+            60,
+            "reconnect",
+        )
         Publisher(mosquitto.url, [("plant/dev01/env", b'{"t":21.7}')]).start().wait()
-        rows = poll(lambda: len(lines_in(influx)) == 2 and lines_in(influx), 30, "both stored")
+        rows = poll(
+            lambda: len(lines_in(influx)) == 2 and lines_in(influx), 30, "both stored"
+        )
     finally:
         service.stop()
     assert [row["t"] for row in rows] == [21.5, 21.7]
@@ -187,9 +206,12 @@ def test_poison_payloads_do_not_stall(
         Publisher(mosquitto.url, messages).start().wait()
         poll(lambda: len(lines_in(influx)) == 150, 60, "150 env points")
         poll(
-            lambda: service.metric(
-                'labdock_acquire_deadletters_total{reason="json_decode_error",stage="decode"}'
-            ) == 1_500,
+            lambda: (
+                service.metric(
+                    'labdock_acquire_deadletters_total{reason="json_decode_error",stage="decode"}'
+                )
+                == 1_500
+            ),
             30,
             "1,500 dead letters counted",
         )
@@ -225,7 +247,9 @@ def test_outage_beyond_broker_queue_limit(
         ]
         Publisher(broker.url, messages, rate=600).start().wait()
         influx.start()
-        poll(lambda: len(lines_in(influx)) == 6_000, 120, "6,000 points after the outage")
+        poll(
+            lambda: len(lines_in(influx)) == 6_000, 120, "6,000 points after the outage"
+        )
     finally:
         service.stop()
         broker.stop()
@@ -244,17 +268,30 @@ def test_full_spool_holds_acknowledgements(
     try:
         influx.stop()
         messages = [
-            ("plant/dev01/env", json.dumps({"t": n, "ts": 1_700_000_000_000 + 100 * n}).encode())
+            (
+                "plant/dev01/env",
+                json.dumps({"t": n, "ts": 1_700_000_000_000 + 100 * n}).encode(),
+            )
             for n in range(1, 12_001)
         ]
         publisher = Publisher(mosquitto.url, messages, rate=2_000).start()
-        poll(lambda: service.metric("labdock_acquire_spool_full") == 1, 60, "spool full")
+        poll(
+            lambda: service.metric("labdock_acquire_spool_full") == 1, 60, "spool full"
+        )
         document = json.loads(service.get("/readyz")[1])
         assert document["checks"]["spool_below_limit"] is False
         publisher.wait()
         influx.start()
-        poll(lambda: len(lines_in(influx)) == 12_000, 180, "12,000 points after the outage")
-        poll(lambda: service.metric("labdock_acquire_spool_full") == 0, 30, "spool accepting")
+        poll(
+            lambda: len(lines_in(influx)) == 12_000,
+            180,
+            "12,000 points after the outage",
+        )
+        poll(
+            lambda: service.metric("labdock_acquire_spool_full") == 0,
+            30,
+            "spool accepting",
+        )
     finally:
         service.stop()
     rows = lines_in(influx)
@@ -281,7 +318,9 @@ def test_sigterm_right_after_burst_keeps_tail(
         poll(lambda: len(lines_in(influx)) == 100, 30, "all 100 points")
     finally:
         service.stop()
-    rows = influx.server.query(influx.database, 'SELECT * FROM "env" WHERE "t" = 7', epoch="ns")
+    rows = influx.server.query(
+        influx.database, 'SELECT * FROM "env" WHERE "t" = 7', epoch="ns"
+    )
     assert rows == [{"time": 1700000000007000000, "device": "dev01", "t": 7.0}]
 
 
@@ -290,16 +329,21 @@ def test_type_conflict_deadletters_line_and_keeps_flowing(
 ) -> None:
     influx.server.write(influx.database, "env,device=dev01 t=21.5")
     # number_type auto keeps 22 an integer, as a naive encoder would.
-    service = start_service(tmp_path, mosquitto.url, influx, options={"number_type": "auto"})
+    service = start_service(
+        tmp_path, mosquitto.url, influx, options={"number_type": "auto"}
+    )
     try:
         messages = [("plant/dev02/env", b'{"t":1.5}'), ("plant/dev01/env", b'{"t":22}')]
         messages += [(f"plant/dev0{n % 3 + 2}/env", b'{"t":2.5}') for n in range(30)]
         Publisher(mosquitto.url, messages).start().wait()
         poll(lambda: len(lines_in(influx)) == 32, 30, "the other 31 points stored")
         poll(
-            lambda: service.metric(
-                'labdock_acquire_deadletters_total{reason="rejected",stage="write"}'
-            ) == 1,
+            lambda: (
+                service.metric(
+                    'labdock_acquire_deadletters_total{reason="rejected",stage="write"}'
+                )
+                == 1
+            ),
             30,
             "one rejected line",
         )
@@ -313,13 +357,22 @@ def test_type_conflict_deadletters_line_and_keeps_flowing(
     assert "field type conflict" in letters[0].detail
 
 
-
 def test_skipped_message_is_counted_not_deadlettered() -> None:
     config = AcquireConfig.model_validate(
-        {"mappings": [{"topic": "z2m/{device#}", "measurement": "zigbee", "format": "zigbee2mqtt",
-                       "options": {"base_topic": "z2m"}}]}
+        {
+            "mappings": [
+                {
+                    "topic": "z2m/{device#}",
+                    "measurement": "zigbee",
+                    "format": "zigbee2mqtt",
+                    "options": {"base_topic": "z2m"},
+                }
+            ]
+        }
     )
-    outcome = Pipeline(config).process("z2m/kitchen/availability", b'{"state":"online"}', ARRIVAL)
+    outcome = Pipeline(config).process(
+        "z2m/kitchen/availability", b'{"state":"online"}', ARRIVAL
+    )
     assert outcome.reason is None
     assert outcome.lines == []
     assert sum(outcome.dropped.values()) >= 1

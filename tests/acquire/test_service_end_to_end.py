@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from components import InfluxDB1, Mosquitto, VictoriaMetrics
 from harness import (
     AcquireProcess,
     Backend,
@@ -27,6 +26,7 @@ from harness import (
     wait_for_sequences,
 )
 
+from components import InfluxDB1, Mosquitto, VictoriaMetrics
 from labdock.acquire.spool import DeadLetterStore
 
 pytestmark = pytest.mark.slow
@@ -89,7 +89,9 @@ def test_stores_every_message_with_types(
                 "state": "string",
             }
         else:
-            series = backend.server.export(f'{{__name__="env_temperature",device="dev05"}}')
+            series = backend.server.export(
+                '{__name__="env_temperature",device="dev05"}'
+            )
             assert series[0]["metric"]["room"] == "room1"
     finally:
         service.stop()
@@ -104,7 +106,11 @@ def test_sigkill_loses_nothing(
         messages = sensor_messages(50_000, 20, prefix=unique_name)
         publisher = Publisher(mosquitto.url, messages, rate=5_000).start()
         for kill_at in (8_000, 22_000, 36_000):
-            poll(lambda at=kill_at: publisher.sent >= at, 60, f"{kill_at} messages published")
+            poll(
+                lambda at=kill_at: publisher.sent >= at,
+                60,
+                f"{kill_at} messages published",
+            )
             service.kill()
             service.start()
         publisher.wait()
@@ -142,7 +148,11 @@ def test_database_outage_is_bridged(
         publisher.wait()
         stored = wait_for_sequences(backend, "env", range(40_000))
         assert len(stored) == 40_000
-        poll(lambda: service.metric("labdock_acquire_spool_messages") == 0, 60, "spool drained")
+        poll(
+            lambda: service.metric("labdock_acquire_spool_messages") == 0,
+            60,
+            "spool drained",
+        )
         poll(service.ready, 30, "readiness to come back")
     finally:
         watching.set()
@@ -204,11 +214,14 @@ def test_malformed_payloads_are_deadlettered(
         stored = wait_for_sequences(backend, "env", range(9_000))
         assert len(stored) == 9_000
         poll(
-            lambda: sum(
-                value
-                for name, value in service.metrics().items()
-                if name.startswith("labdock_acquire_deadletters_total")
-            ) >= 1_000,
+            lambda: (
+                sum(
+                    value
+                    for name, value in service.metrics().items()
+                    if name.startswith("labdock_acquire_deadletters_total")
+                )
+                >= 1_000
+            ),
             60,
             "1,000 dead letters counted",
         )

@@ -31,7 +31,9 @@ def test_take_respects_bounds(tmp_path: Path) -> None:
     spool.append([(1, "t", f"m v={n} {n}") for n in range(10)])
     assert len(spool.take(0, max_lines=3, max_bytes=1 << 20)) == 3
     assert len(spool.take(0, max_lines=100, max_bytes=20)) == 2
-    assert len(spool.take(0, max_lines=100, max_bytes=1)) == 1, "the first entry always fits"
+    assert len(spool.take(0, max_lines=100, max_bytes=1)) == 1, (
+        "the first entry always fits"
+    )
     spool.close()
 
 

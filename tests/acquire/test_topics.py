@@ -5,14 +5,22 @@ from __future__ import annotations
 import pytest
 
 from labdock.acquire.config import AcquireConfig
-from labdock.acquire.topics import TemplateError, TopicTemplate, filter_covers, minimal_filters
+from labdock.acquire.topics import (
+    TemplateError,
+    TopicTemplate,
+    filter_covers,
+    minimal_filters,
+)
 
 
 @pytest.mark.parametrize(
     ("template", "topic", "expected"),
     [
-        ("lab/{room}/{device}/{measurement}", "lab/r1/d1/env",
-         {"room": "r1", "device": "d1", "measurement": "env"}),
+        (
+            "lab/{room}/{device}/{measurement}",
+            "lab/r1/d1/env",
+            {"room": "r1", "device": "d1", "measurement": "env"},
+        ),
         ("lab/{room}/{device}/{measurement}", "lab/r1/d1", None),
         ("lab/{room}/{device}/{measurement}", "lab/r1/d1/env/extra", None),
         ("lab/+/{device}", "lab/x/d7", {"device": "d7"}),
@@ -26,7 +34,9 @@ from labdock.acquire.topics import TemplateError, TopicTemplate, filter_covers, 
         ("other/{x}", "lab/x", None),
     ],
 )
-def test_template_match(template: str, topic: str, expected: dict[str, str] | None) -> None:
+def test_template_match(
+    template: str, topic: str, expected: dict[str, str] | None
+) -> None:
     assert TopicTemplate.parse(template).match(topic) == expected
 
 
@@ -38,7 +48,15 @@ def test_template_filter() -> None:
 
 @pytest.mark.parametrize(
     "template",
-    ["", "lab/#/x", "lab/{a#}/x", "lab/a+b", "lab/{room}/{room}", "$share/g/lab/#", "lab/{bad"],
+    [
+        "",
+        "lab/#/x",
+        "lab/{a#}/x",
+        "lab/a+b",
+        "lab/{room}/{room}",
+        "$share/g/lab/#",
+        "lab/{bad",
+    ],
 )
 def test_template_invalid(template: str) -> None:
     with pytest.raises(TemplateError):
@@ -71,7 +89,11 @@ def test_overlapping_filters_subscribed_once() -> None:
         {
             "broker": {"share_group": "ingest"},
             "mappings": [
-                {"topic": "lab/{room}/{device}/door", "measurement": "door", "format": "value"},
+                {
+                    "topic": "lab/{room}/{device}/door",
+                    "measurement": "door",
+                    "format": "value",
+                },
                 {"topic": "lab/{room}/{device}/{measurement}"},
             ],
         }

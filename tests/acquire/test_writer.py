@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from components import poll_until
 from scripted_server import Reply, Request, ScriptedServer
 
+from components import poll_until
 from labdock.acquire.config import AcquireConfig
 from labdock.acquire.metrics import Metrics
 from labdock.acquire.spool import DeadLetterStore, Spool
@@ -104,7 +104,10 @@ def test_type_conflict_on_500_deadletters_only_offending_line(
 ) -> None:
     responder = TypeConflictServer()
     with ScriptedServer(responder) as server:
-        lines = [f"env,device=dev01 t={20 + n}.5 {1700000000000000000 + n}" for n in range(40)]
+        lines = [
+            f"env,device=dev01 t={20 + n}.5 {1700000000000000000 + n}"
+            for n in range(40)
+        ]
         lines[17] = "env,device=dev01 t=22i 1700000000000000017"
         writer = run_writer(make_config(server.url, tmp_path), spool, lines)
         poll_until(lambda: spool.messages == 0, timeout=10, description="spool drained")
@@ -137,13 +140,16 @@ def test_413_splits_batch_and_deadletters_oversize_line(
 
     with ScriptedServer(body_limit) as server:
         lines = [
-            f"env,device=dev{n:05d} " + ",".join(f"{c}={n}" for c in "abcdefghijklmnopqrstuvwxyz")
+            f"env,device=dev{n:05d} "
+            + ",".join(f"{c}={n}" for c in "abcdefghijklmnopqrstuvwxyz")
             + f" {1700000000000000000 + n}"
             for n in range(300)
         ]
-        huge = "env,device=huge note=\"" + "x" * 6_000 + "\" 1700000000000000000"
+        huge = 'env,device=huge note="' + "x" * 6_000 + '" 1700000000000000000'
         lines.insert(150, huge)
-        writer = run_writer(make_config(server.url, tmp_path, max_bytes=1 << 20), spool, lines)
+        writer = run_writer(
+            make_config(server.url, tmp_path, max_bytes=1 << 20), spool, lines
+        )
         poll_until(lambda: spool.messages == 0, timeout=20, description="spool drained")
         writer.stop(2)
     assert set(stored) == set(lines) - {huge}
@@ -188,7 +194,9 @@ def test_401_holds_data_and_reports_unready(tmp_path: Path, spool: Spool) -> Non
         return Reply(204)
 
     with ScriptedServer(auth) as server:
-        writer = run_writer(make_config(server.url, tmp_path), spool, ["env t=1 1", "env t=2 2"])
+        writer = run_writer(
+            make_config(server.url, tmp_path), spool, ["env t=1 1", "env t=2 2"]
+        )
         poll_until(lambda: len(server.writes()) >= 3, timeout=10, description="retries")
         assert not writer.ready.is_set()
         assert writer.unready_reason is not None
@@ -217,8 +225,15 @@ def test_5xx_and_refused_connections_retry(tmp_path: Path, spool: Spool) -> None
     refused = make_config("http://127.0.0.1:9", tmp_path)
     writer = run_writer(refused, spool, ["env t=2 2"])
     poll_until(
-        lambda: (writer.metrics.registry.get_sample_value(
-            "labdock_acquire_write_retries_total", {"cause": "unavailable"}) or 0) >= 2,
+        lambda: (
+            (
+                writer.metrics.registry.get_sample_value(
+                    "labdock_acquire_write_retries_total", {"cause": "unavailable"}
+                )
+                or 0
+            )
+            >= 2
+        ),
         timeout=10,
         description="retries on a refused connection",
     )
@@ -230,22 +245,36 @@ def test_v2_and_v3_requests(tmp_path: Path, spool: Spool) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("s3cret-token\n")
     for api, extra, path, auth in [
-        ("v2", {"org": "lab", "bucket": "raw"}, "/api/v2/write?org=lab&bucket=raw&precision=ns",
-         "Token s3cret-token"),
-        ("v3", {"database": "raw"}, "/api/v3/write_lp?db=raw&precision=nanosecond",
-         "Bearer s3cret-token"),
+        (
+            "v2",
+            {"org": "lab", "bucket": "raw"},
+            "/api/v2/write?org=lab&bucket=raw&precision=ns",
+            "Token s3cret-token",
+        ),
+        (
+            "v3",
+            {"database": "raw"},
+            "/api/v3/write_lp?db=raw&precision=nanosecond",
+            "Bearer s3cret-token",
+        ),
     ]:
         with ScriptedServer() as server:
             config = AcquireConfig.model_validate(
                 {
-                    "database": {"url": server.url, "api": api, "token_file": str(token_file),
-                                 **extra},
+                    "database": {
+                        "url": server.url,
+                        "api": api,
+                        "token_file": str(token_file),
+                        **extra,
+                    },
                     "spool": {"directory": str(tmp_path / "spool")},
                     "batch": {"max_delay": 0.05},
                 }
             )
             writer = run_writer(config, spool, ["env t=1 1"])
-            poll_until(lambda: spool.messages == 0, timeout=10, description="spool drained")
+            poll_until(
+                lambda: spool.messages == 0, timeout=10, description="spool drained"
+            )
             writer.stop(2)
             request = server.writes()[0]
         assert request.path == path
@@ -263,4 +292,7 @@ def test_split_keeps_newline_in_string_field() -> None:
     text = first + "\n" + second
     assert split_lines(text) == [first, second]
     assert split_lines("m v=1 1\nm v=2 2") == ["m v=1 1", "m v=2 2"]
-    assert parse_line_protocol(split_lines(text)[0])[0].fields["msg"] == 'two\nlines "q" \\'
+    assert (
+        parse_line_protocol(split_lines(text)[0])[0].fields["msg"]
+        == 'two\nlines "q" \\'
+    )

@@ -14,8 +14,16 @@ from labdock.cli import main
 def test_check_valid_configuration(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,
-        ["acquire", "--check", "--broker", "mqtt://127.0.0.1:1883",
-         "--topic", "plant/{device}/{measurement}", "--spool-dir", str(tmp_path)],
+        [
+            "acquire",
+            "--check",
+            "--broker",
+            "mqtt://127.0.0.1:1883",
+            "--topic",
+            "plant/{device}/{measurement}",
+            "--spool-dir",
+            str(tmp_path),
+        ],
         env={},
     )
     assert result.exit_code == 0, result.output
@@ -29,7 +37,9 @@ def test_check_lists_every_problem(tmp_path: Path) -> None:
         "broker: {url: 'mqtt://b:1883', password_file: /nonexistent/pw}\n"
         "database: {url: 'http://db:8086', api: v1}\n"
     )
-    result = CliRunner().invoke(main, ["acquire", "--check", "--config", str(config)], env={})
+    result = CliRunner().invoke(
+        main, ["acquire", "--check", "--config", str(config)], env={}
+    )
     assert result.exit_code == 2
     assert "invalid configuration:" in result.output
     assert "database: api v1 needs database:" in result.output
@@ -41,7 +51,9 @@ def test_check_missing_secret_file(tmp_path: Path) -> None:
         "broker: {url: 'mqtt://b:1883', username: acquire, password_file: /nonexistent/pw}\n"
         f"spool: {{directory: '{tmp_path / 'spool'}'}}\n"
     )
-    result = CliRunner().invoke(main, ["acquire", "--check", "--config", str(config)], env={})
+    result = CliRunner().invoke(
+        main, ["acquire", "--check", "--config", str(config)], env={}
+    )
     assert result.exit_code == 2
     assert "broker.password_file: /nonexistent/pw does not exist" in result.output
 
@@ -50,8 +62,11 @@ def test_check_reads_environment(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,
         ["acquire", "--check", "--spool-dir", str(tmp_path)],
-        env={"LABDOCK_DATABASE__URL": "http://db:8086", "LABDOCK_DATABASE__API": "v1",
-             "LABDOCK_DATABASE__DATABASE": "lab"},
+        env={
+            "LABDOCK_DATABASE__URL": "http://db:8086",
+            "LABDOCK_DATABASE__API": "v1",
+            "LABDOCK_DATABASE__DATABASE": "lab",
+        },
     )
     assert result.exit_code == 0, result.output
     assert "writing to http://db:8086 (v1)" in result.output
@@ -62,10 +77,22 @@ def seed_deadletters(spool_dir: Path) -> None:
     spool.append(
         [],
         [
-            DeadLetter(1_700_000_000_000_000_000, "plant/dev01/status", b"online", "decode",
-                       "json_decode_error", "not JSON"),
-            DeadLetter(1_700_000_001_000_000_000, "plant/dev01/env", b'{"t": 1.5}', "decode",
-                       "no_mapping", "no template"),
+            DeadLetter(
+                1_700_000_000_000_000_000,
+                "plant/dev01/status",
+                b"online",
+                "decode",
+                "json_decode_error",
+                "not JSON",
+            ),
+            DeadLetter(
+                1_700_000_001_000_000_000,
+                "plant/dev01/env",
+                b'{"t": 1.5}',
+                "decode",
+                "no_mapping",
+                "no template",
+            ),
         ],
     )
     spool.close()
@@ -74,14 +101,26 @@ def seed_deadletters(spool_dir: Path) -> None:
 def test_deadletter_list_text_and_json(tmp_path: Path) -> None:
     seed_deadletters(tmp_path)
     runner = CliRunner()
-    text = runner.invoke(main, ["deadletter", "list", "--spool-dir", str(tmp_path)], env={})
+    text = runner.invoke(
+        main, ["deadletter", "list", "--spool-dir", str(tmp_path)], env={}
+    )
     assert text.exit_code == 0, text.output
     assert "2 dead letter(s): json_decode_error 1, no_mapping 1" in text.output
     assert "payload: online" in text.output
     assert "2023-11-14T22:13:20.000+00:00" in text.output
     as_json = runner.invoke(
-        main, ["deadletter", "list", "--spool-dir", str(tmp_path), "--format", "json",
-               "--reason", "no_mapping"], env={},
+        main,
+        [
+            "deadletter",
+            "list",
+            "--spool-dir",
+            str(tmp_path),
+            "--format",
+            "json",
+            "--reason",
+            "no_mapping",
+        ],
+        env={},
     )
     rows = [json.loads(line) for line in as_json.output.splitlines()]
     assert len(rows) == 1
@@ -96,13 +135,17 @@ def test_deadletter_replay_after_mapping_fix(tmp_path: Path) -> None:
         f"spool: {{directory: '{tmp_path}'}}\n"
         "mappings:\n  - topic: 'plant/{device}/{measurement}'\n"
     )
-    result = CliRunner().invoke(main, ["deadletter", "replay", "--config", str(config)], env={})
+    result = CliRunner().invoke(
+        main, ["deadletter", "replay", "--config", str(config)], env={}
+    )
     assert result.exit_code == 1, "the non-JSON status message still fails"
     assert "replayed 1 dead letter(s) into the spool; 1 still fail" in result.output
     spool = Spool(tmp_path, 1 << 20)
     entries = spool.take(0, 10, 1 << 20)
     spool.close()
-    assert [entry.body for entry in entries] == ["env,device=dev01 t=1.5 1700000001000000000"]
+    assert [entry.body for entry in entries] == [
+        "env,device=dev01 t=1.5 1700000001000000000"
+    ]
     store = DeadLetterStore(tmp_path)
     assert store.counts() == {"json_decode_error": 1}
     store.close()
@@ -112,7 +155,15 @@ def test_deadletter_purge_by_reason(tmp_path: Path) -> None:
     seed_deadletters(tmp_path)
     result = CliRunner().invoke(
         main,
-        ["deadletter", "purge", "--spool-dir", str(tmp_path), "--reason", "no_mapping", "--yes"],
+        [
+            "deadletter",
+            "purge",
+            "--spool-dir",
+            str(tmp_path),
+            "--reason",
+            "no_mapping",
+            "--yes",
+        ],
         env={},
     )
     assert result.exit_code == 0, result.output

@@ -4,7 +4,7 @@ One pydantic model is the single source for validation, defaults, the
 environment overrides and the reference docs. A configuration comes from a
 YAML file, then `LABDOCK_*` environment variables, then command-line flags,
 each overriding the one before. Secrets are never values here: the schema
-takes the path of a file that holds them.
+takes the path of the file that contains them.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ def read_secret(path: Path | None, what: str) -> str | None:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(
-            [f"{what}: cannot read {path}: {error.strerror}; create the file or "
-             "fix the path"]
+            [
+                f"{what}: cannot read {path}: {error.strerror}; create the file or "
+                "fix the path"
+            ]
         ) from error
     return text[:-1] if text.endswith("\n") else text
 
@@ -57,9 +59,7 @@ class BrokerConfig(_Model):
         description="Broker URL: mqtt://host:port, or mqtts://host:port for TLS.",
         examples=["mqtts://emqx.lab.example.org:8883"],
     )
-    protocol: Literal["3.1.1", "5"] = Field(
-        "5", description="MQTT protocol version."
-    )
+    protocol: Literal["3.1.1", "5"] = Field("5", description="MQTT protocol version.")
     client_id: str = Field(
         "labdock-acquire",
         min_length=1,
@@ -77,7 +77,7 @@ class BrokerConfig(_Model):
     )
     username: str | None = Field(None, description="Username for the broker.")
     password_file: Path | None = Field(
-        None, description="File that holds the broker password."
+        None, description="File containing the broker password."
     )
     ca_file: Path | None = Field(
         None, description="CA certificate (PEM) that signs the broker's certificate."
@@ -145,7 +145,7 @@ class BrokerConfig(_Model):
 
 
 class MappingConfig(_Model):
-    """How the topics that match a template become points."""
+    """A topic template and the decoder that turns its messages into points."""
 
     topic: str = Field(
         description=(
@@ -200,7 +200,9 @@ class MappingConfig(_Model):
                 f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                 for e in error.errors()
             )
-            raise ValueError(f"invalid options for format {self.format!r}: {problems}")
+            raise ValueError(
+                f"invalid options for format {self.format!r}: {problems}"
+            ) from None
         template = TopicTemplate.parse(self.topic)
         if "measurement" not in template.names and not self.measurement:
             raise ValueError(
@@ -218,7 +220,7 @@ ApiVersion = Literal["v1", "v2", "v3", "sqlite"]
 
 
 class DatabaseConfig(_Model):
-    """Where points are written."""
+    """The database that points are written to."""
 
     url: str = Field(
         "sqlite:///./labdock-points.sqlite",
@@ -235,20 +237,16 @@ class DatabaseConfig(_Model):
             "or sqlite. Defaults to sqlite for a sqlite:// URL and v2 otherwise."
         ),
     )
-    database: str | None = Field(
-        None, description="Database name (v1 and v3)."
-    )
-    retention_policy: str | None = Field(
-        None, description="Retention policy (v1)."
-    )
+    database: str | None = Field(None, description="Database name (v1 and v3).")
+    retention_policy: str | None = Field(None, description="Retention policy (v1).")
     username: str | None = Field(None, description="Username (v1).")
     password_file: Path | None = Field(
-        None, description="File that holds the password (v1)."
+        None, description="File containing the password (v1)."
     )
     org: str | None = Field(None, description="Organization (v2).")
     bucket: str | None = Field(None, description="Bucket (v2).")
     token_file: Path | None = Field(
-        None, description="File that holds the API token (v2 and v3)."
+        None, description="File containing the API token (v2 and v3)."
     )
     ca_file: Path | None = Field(
         None, description="CA certificate (PEM) for an https:// database URL."
@@ -295,7 +293,9 @@ class DatabaseConfig(_Model):
     @property
     def sqlite_path(self) -> Path:
         """The store's path: sqlite:///relative/path or sqlite:////absolute/path."""
-        return Path(self.url.removeprefix("sqlite:").removeprefix("//").removeprefix("/"))
+        return Path(
+            self.url.removeprefix("sqlite:").removeprefix("//").removeprefix("/")
+        )
 
 
 class BatchConfig(_Model):
@@ -349,7 +349,7 @@ class SpoolConfig(_Model):
 
 
 class TimeWindowConfig(_Model):
-    """Which device timestamps are believed."""
+    """The window of device timestamps that are accepted."""
 
     max_past: float | None = Field(
         None,
@@ -526,11 +526,15 @@ def load_config(
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(
-                [f"{path}: the top level must be a mapping of sections, "
-                 f"not {type(loaded).__name__}"]
+                [
+                    f"{path}: the top level must be a mapping of sections, "
+                    f"not {type(loaded).__name__}"
+                ]
             )
         data = loaded
-    data = _merge(data, environment_overrides(os.environ if environ is None else environ))
+    data = _merge(
+        data, environment_overrides(os.environ if environ is None else environ)
+    )
     if overrides:
         data = _merge(data, overrides)
     try:

@@ -17,7 +17,7 @@ from prometheus_client import (
 )
 
 # The _created series double the output and no dashboard of ours reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PREFIX = "labdock_acquire"
 
@@ -115,8 +115,11 @@ class Metrics:
         )
 
     def bind_spool(
-        self, messages: Callable[[], float], size: Callable[[], float],
-        oldest_age: Callable[[], float], limit: int,
+        self,
+        messages: Callable[[], float],
+        size: Callable[[], float],
+        oldest_age: Callable[[], float],
+        limit: int,
     ) -> None:
         """Read the spool gauges from the spool at each scrape."""
         self.spool_messages.set_function(messages)

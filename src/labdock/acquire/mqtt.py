@@ -19,6 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -67,7 +68,7 @@ class BrokerConnection:
         self._stopping = False
         version = paho.MQTTv5 if config.protocol == "5" else paho.MQTTv311
         client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
             protocol=version,
             clean_session=None if version == paho.MQTTv5 else False,
@@ -102,14 +103,16 @@ class BrokerConnection:
     def start(self) -> None:
         properties = None
         if self.config.protocol == "5":
-            properties = Properties(PacketTypes.CONNECT)
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = self.config.session_expiry
             properties.ReceiveMaximum = self.config.max_inflight
         self.client.connect_async(
             self.config.host,
             self.config.port,
             keepalive=self.config.keepalive,
-            clean_start=False if self.config.protocol == "5" else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            clean_start=False
+            if self.config.protocol == "5"
+            else paho.MQTT_CLEAN_START_FIRST_ONLY,
             properties=properties,
         )
         self.client.loop_start()
@@ -158,8 +161,8 @@ class BrokerConnection:
         )
         # Without a session the broker has no subscription for us. On the
         # first connection the configuration may name new filters, so
-        # subscribe then too; retain handling 1 keeps an existing
-        # subscription from sending retained messages again (MQTT 5).
+        # subscribe then too. Retain handling 1 (MQTT 5) keeps an existing
+        # subscription from sending retained messages again.
         if not session_present or self._first_connection:
             self._subscribe(client)
         self._first_connection = False
@@ -193,13 +196,20 @@ class BrokerConnection:
                 )
 
     def _on_disconnect(
-        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+        self,
+        _client: paho.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason: Any,
+        _props: Any,
     ) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
         self.last_error = f"disconnected: {reason}"
         if was_connected and not self._stopping:
-            log.warning("broker.disconnected", broker=self.config.url, reason=str(reason))
+            log.warning(
+                "broker.disconnected", broker=self.config.url, reason=str(reason)
+            )
         if self._on_state:
             self._on_state(False)
 

@@ -21,7 +21,7 @@ NS_PER_SECOND = 1_000_000_000
 
 @dataclass(slots=True)
 class Outcome:
-    """What became of one message: lines to spool, or why it is a dead letter.
+    """The result of one message: lines to spool, or why it is a dead letter.
 
     `dropped` counts values left out of the lines by reason (for example
     `nonfinite` for NaN and infinities), so that nothing vanishes uncounted.
@@ -48,7 +48,7 @@ class _Route:
 
 
 class Pipeline:
-    """Route, decode, check and encode messages as one configuration says."""
+    """Route, decode, check and encode messages following one configuration."""
 
     def __init__(self, config: AcquireConfig) -> None:
         self.config = config
@@ -129,9 +129,9 @@ class Pipeline:
             for key in nonfinite:
                 del point.fields[key]
             if nonfinite:
-                outcome.dropped["nonfinite"] = (
-                    outcome.dropped.get("nonfinite", 0) + len(nonfinite)
-                )
+                outcome.dropped["nonfinite"] = outcome.dropped.get(
+                    "nonfinite", 0
+                ) + len(nonfinite)
             if not point.fields:
                 continue
             if not self._uint_support:
@@ -147,7 +147,9 @@ class Pipeline:
                     if window.action == "deadletter":
                         return Outcome(reason="timestamp_out_of_window", detail=problem)
                     point.time_ns = received_ns
-                    outcome.dropped["restamped"] = outcome.dropped.get("restamped", 0) + 1
+                    outcome.dropped["restamped"] = (
+                        outcome.dropped.get("restamped", 0) + 1
+                    )
                 else:
                     source = "device"
             if window.time_source_tag:
@@ -170,7 +172,10 @@ class Pipeline:
                 f"device time {time_ns} ns is more than {self.config.timestamps.max_past} s "
                 "before the arrival time; raise timestamps.max_past or fix the device clock"
             )
-        if self._max_future_ns is not None and time_ns > received_ns + self._max_future_ns:
+        if (
+            self._max_future_ns is not None
+            and time_ns > received_ns + self._max_future_ns
+        ):
             return (
                 f"device time {time_ns} ns is more than {self.config.timestamps.max_future} s "
                 "after the arrival time; check the device clock and the timestamp unit"

@@ -124,7 +124,9 @@ class Ingest:
                 fix="check the database, or raise spool.max_bytes",
             )
         else:
-            log.info("spool.accepting", bytes=self.spool.bytes, limit=self.spool.max_bytes)
+            log.info(
+                "spool.accepting", bytes=self.spool.bytes, limit=self.spool.max_bytes
+            )
 
     def _commit(self, messages: Sequence[Message]) -> bool:
         """Decode, spool and acknowledge `messages`; return False if the spool failed."""
@@ -134,11 +136,14 @@ class Ingest:
         reasons: Counter[str] = Counter()
         dropped: Counter[str] = Counter()
         now_ns = time.time_ns()
+
         for message in messages:
             if message.duplicate and self._take_unacknowledged(message):
                 redelivered.append(message)
                 continue
-            outcome = self.pipeline.process(message.topic, message.payload, message.received_ns)
+            outcome = self.pipeline.process(
+                message.topic, message.payload, message.received_ns
+            )
             dropped.update(outcome.dropped)
             if outcome.reason is not None:
                 reasons[outcome.reason] += 1
@@ -154,6 +159,7 @@ class Ingest:
                 )
             elif outcome.lines:
                 entries.append((now_ns, message.topic, "\n".join(outcome.lines)))
+
         try:
             self.spool.append(entries, deadletters)
         except SpoolError as error:
@@ -161,6 +167,7 @@ class Ingest:
             log.error("spool.write_failed", error=str(error), held=len(messages))
             return False
         self.spool_error = None
+
         self.metrics.received.inc(len(messages))
         self.metrics.decoded.inc(len(entries))
         self.metrics.duplicates.inc(len(redelivered))
@@ -175,6 +182,7 @@ class Ingest:
                 reason=deadletter.reason,
                 detail=deadletter.detail,
             )
+
         for message in messages:
             if not self.connection.acknowledge(message) and message.qos > 0:
                 self._remember_unacknowledged(message, now_ns)
@@ -249,7 +257,9 @@ class Service:
             spooled=self.spool.messages,
         )
         if self.spool.messages:
-            log.info("spool.replay", messages=self.spool.messages, bytes=self.spool.bytes)
+            log.info(
+                "spool.replay", messages=self.spool.messages, bytes=self.spool.bytes
+            )
         self.writer.start()
         self.ingest.start()
         self.connection.start()
@@ -257,7 +267,7 @@ class Service:
             self._start_http()
 
     def run(self) -> int:
-        """Run until a signal asks to stop; return the process exit code."""
+        """Run until SIGTERM or SIGINT; return the process exit code."""
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:
             log.info("service.stop_requested", signal=signal.Signals(signum).name)
@@ -268,7 +278,11 @@ class Service:
         self.start()
         while not self.stopping.wait(1.0):
             if not (self.ingest.alive and self.writer.alive):
-                log.error("service.thread_died", ingest=self.ingest.alive, writer=self.writer.alive)
+                log.error(
+                    "service.thread_died",
+                    ingest=self.ingest.alive,
+                    writer=self.writer.alive,
+                )
                 self.shutdown()
                 return 1
         return 0 if self.shutdown() else 1
@@ -355,7 +369,11 @@ class Service:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # health probes would flood the log
 
-        self.http = ThreadingHTTPServer((host.strip("[]") or "0.0.0.0", int(port)), Handler)
+        self.http = ThreadingHTTPServer(
+            (host.strip("[]") or "0.0.0.0", int(port)), Handler
+        )
         self.http.daemon_threads = True
-        threading.Thread(target=self.http.serve_forever, name="http", daemon=True).start()
+        threading.Thread(
+            target=self.http.serve_forever, name="http", daemon=True
+        ).start()
         log.info("http.listening", address=self.config.http.listen)

@@ -2,7 +2,7 @@
 
 Both live in one SQLite database in write-ahead-log mode with
 `synchronous=FULL`, so a commit returns only after the log is fsync'd. A
-message is acknowledged to the broker only after the commit that holds its
+message is acknowledged to the broker only after the commit that contains its
 lines (or its dead letter), and its lines leave the spool only after the
 database confirmed the write. SQLite was chosen over hand-written segment
 files because its commit is crash-safe by construction and it is in the
@@ -11,6 +11,7 @@ standard library; group commits keep the cost at one fsync per batch.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -196,7 +197,9 @@ class Spool:
             body: str = row[3]
             body_lines = body.count("\n") + 1
             body_size = len(body) + 1
-            if entries and (lines + body_lines > max_lines or size + body_size > max_bytes):
+            if entries and (
+                lines + body_lines > max_lines or size + body_size > max_bytes
+            ):
                 break
             entries.append(SpooledEntry(row[0], row[1], row[2], body))
             lines += body_lines
@@ -258,10 +261,9 @@ class Spool:
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file, shrinking the log."""
-        try:
+        # A busy database keeps its log until the next checkpoint.
+        with contextlib.suppress(sqlite3.Error):
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error:
-            pass  # a busy database keeps its log until the next checkpoint
 
     def close(self) -> None:
         self._ingest.close()
@@ -284,9 +286,7 @@ class DeadLetterStore:
     def list(
         self, *, reason: str | None = None, limit: int | None = None
     ) -> list[DeadLetter]:
-        query = (
-            "SELECT id, received_ns, topic, payload, stage, reason, detail FROM deadletters"
-        )
+        query = "SELECT id, received_ns, topic, payload, stage, reason, detail FROM deadletters"
         parameters: list[object] = []
         if reason:
             query += " WHERE reason = ?"

@@ -2,9 +2,9 @@
 
 A template is an MQTT topic filter whose levels may also be named
 placeholders: `lab/{room}/{device}/{measurement}`. A `{name}` level matches
-one level like `+` and stores it under that name; `+` matches one level and
-stores nothing; a final `#` matches the rest, or a final `{name#}` stores the
-rest (slashes included). The placeholder `{measurement}` sets the
+one level like `+` and stores it under that name. A `+` matches one level
+and stores nothing. A final `#` matches the rest, and a final `{name#}`
+stores the rest, slashes included. The placeholder `{measurement}` sets the
 measurement; every other name becomes a tag.
 """
 
@@ -156,7 +156,9 @@ def minimal_filters(filters: list[str]) -> list[str]:
     for candidate in filters:
         if candidate in kept:
             continue
-        if any(filter_covers(other, candidate) for other in filters if other != candidate):
+        if any(
+            filter_covers(other, candidate) for other in filters if other != candidate
+        ):
             continue
         kept.append(candidate)
     return kept

@@ -1,13 +1,16 @@
 """Batched writes from the spool to the database, with every outcome classified.
 
-| outcome | handling |
-| --- | --- |
-| 2xx | the lines leave the spool |
-| 429, 5xx, timeout, refused connection | retried with capped, jittered exponential backoff that honours Retry-After |
-| 401, 403 | data kept, service unready, retried |
-| 404 and other 4xx that name no line | data kept, service unready, retried (a configuration error such as a missing database) |
-| 413 | the batch is split in halves until it fits; a single line too large is a dead letter |
-| 400, 422, or any status whose body says a line can't be stored | the batch is split to find the offending lines, which become dead letters; the rest is written |
+- 2xx: the lines leave the spool.
+- 429, 5xx, a timeout or a refused connection: retried with capped,
+  jittered exponential backoff that honours Retry-After.
+- 401, 403: data kept, service unready, retried.
+- 404 and other 4xx that name no line: data kept, service unready, retried,
+  since they mean a configuration error such as a missing database.
+- 413: the batch is split in halves until it fits; a single line too large
+  is a dead letter.
+- 400, 422, or any status whose body reports that a line can't be stored:
+  the batch is split to find the offending lines, which become dead
+  letters, and the rest is written.
 
 Splitting rewrites lines the server may already have stored; a line keeps
 its time, so it overwrites itself instead of duplicating.
@@ -43,7 +46,7 @@ log = structlog.get_logger("labdock.acquire.writer")
 logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 # Bodies that mean a line can never be stored, whatever the status code:
-# InfluxDB 2.x has answered a field type conflict with 500.
+# InfluxDB 2.x has returned 500 for a field type conflict.
 PERMANENT_BODY = re.compile(
     r"field type conflict|points? beyond retention policy|unable to parse|"
     r"partial write|invalid field format|max-values-per-tag|"
@@ -130,13 +133,19 @@ class HttpSink:
             if config.username:
                 password = read_secret(config.password_file, "database.password_file")
                 headers.update(
-                    urllib3.make_headers(basic_auth=f"{config.username}:{password or ''}")
+                    urllib3.make_headers(
+                        basic_auth=f"{config.username}:{password or ''}"
+                    )
                 )
             elif token:
                 headers["Authorization"] = f"Token {token}"
             self.probe_path = "/ping"
         elif config.api == "v2":
-            query = {"org": config.org or "", "bucket": config.bucket or "", "precision": "ns"}
+            query = {
+                "org": config.org or "",
+                "bucket": config.bucket or "",
+                "precision": "ns",
+            }
             path = "/api/v2/write"
             if token:
                 headers["Authorization"] = f"Token {token}"
@@ -157,13 +166,21 @@ class HttpSink:
             num_pools=2,
             maxsize=2,
             ssl_context=context,
-            timeout=urllib3.Timeout(connect=min(5.0, config.timeout), read=config.timeout),
+            timeout=urllib3.Timeout(
+                connect=min(5.0, config.timeout), read=config.timeout
+            ),
             # One immediate retry covers a pooled connection that the server
             # closed while idle; a write is idempotent, since every line
             # carries its time.
             retries=urllib3.Retry(
-                total=1, connect=1, read=1, status=0, other=0,
-                allowed_methods=None, redirect=False, raise_on_status=False,
+                total=1,
+                connect=1,
+                read=1,
+                status=0,
+                other=0,
+                allowed_methods=None,
+                redirect=False,
+                raise_on_status=False,
             ),
         )
 
@@ -211,7 +228,9 @@ class SqliteSink:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False
+        )
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.executescript(self.SQLITE_SCHEMA)
 
@@ -269,7 +288,11 @@ class Writer:
     """The writer thread: takes batches from the spool and writes them."""
 
     def __init__(
-        self, config: AcquireConfig, spool: Spool, metrics: Metrics, sink: Sink | None = None
+        self,
+        config: AcquireConfig,
+        spool: Spool,
+        metrics: Metrics,
+        sink: Sink | None = None,
     ) -> None:
         self.config = config
         self.spool = spool
@@ -294,13 +317,19 @@ class Writer:
         """Flush until the spool is empty or `timeout` passes; return True if empty."""
         deadline = time.monotonic() + timeout
         self._flushing.set()
-        while self.spool.messages and time.monotonic() < deadline and self._thread.is_alive():
+        while (
+            self.spool.messages
+            and time.monotonic() < deadline
+            and self._thread.is_alive()
+        ):
             self.spool.wake()
             time.sleep(0.05)
         self._stop.set()
         self.spool.wake()
         # A request in flight ends within the database timeout.
-        self._thread.join(max(0.1, deadline - time.monotonic()) + self.config.database.timeout)
+        self._thread.join(
+            max(0.1, deadline - time.monotonic()) + self.config.database.timeout
+        )
         self.sink.close()
         return self.spool.messages == 0
 
@@ -352,7 +381,9 @@ class Writer:
                 self._stop.wait(min(self.config.retry.maximum, 5.0))
 
     def _write_entries(self, entries: Sequence[SpooledEntry]) -> None:
-        lines = [_Line(entry, text) for entry in entries for text in split_lines(entry.body)]
+        lines = [
+            _Line(entry, text) for entry in entries for text in split_lines(entry.body)
+        ]
         try:
             rejected = self._deliver(lines)
         except _Retry as retry:
@@ -398,7 +429,9 @@ class Writer:
             return []
         if verdict in (Verdict.TOO_LARGE, Verdict.REJECTED):
             if len(lines) == 1:
-                reason = "line_too_large" if verdict is Verdict.TOO_LARGE else "rejected"
+                reason = (
+                    "line_too_large" if verdict is Verdict.TOO_LARGE else "rejected"
+                )
                 return [(lines[0], reason, _describe(response))]
             middle = len(lines) // 2
             return self._deliver(lines[:middle]) + self._deliver(lines[middle:])
@@ -407,7 +440,9 @@ class Writer:
     def _back_off(self, retry: _Retry) -> None:
         response = retry.response
         cause = {
-            Verdict.RETRY: "unavailable" if response.status is None else str(response.status),
+            Verdict.RETRY: "unavailable"
+            if response.status is None
+            else str(response.status),
             Verdict.UNAUTHORIZED: "unauthorized",
             Verdict.HOLD: str(response.status),
         }.get(retry.verdict, retry.verdict.value)

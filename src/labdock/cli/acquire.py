@@ -31,7 +31,8 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     put("http", "listen", flags["listen"])
     if flags["topic"]:
         overrides["mappings"] = [
-            {"topic": topic, "format": flags["format"] or "json"} for topic in flags["topic"]
+            {"topic": topic, "format": flags["format"] or "json"}
+            for topic in flags["topic"]
         ]
     return overrides
 
@@ -49,28 +50,41 @@ def load_or_exit(config_path: Path | None, overrides: dict[str, Any]) -> Acquire
 
 @click.command()
 @click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    envvar="LABDOCK_CONFIG", help="YAML configuration file (env LABDOCK_CONFIG).",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="LABDOCK_CONFIG",
+    help="YAML configuration file (env LABDOCK_CONFIG).",
 )
 @click.option("--broker", help="Broker URL, mqtt://host:port or mqtts://host:port.")
 @click.option("--client-id", help="Fixed MQTT client id of this replica.")
 @click.option("--share-group", help="Shared subscription group, for several replicas.")
 @click.option(
-    "--topic", multiple=True,
+    "--topic",
+    multiple=True,
     help="Topic template, e.g. 'lab/{room}/{device}/{measurement}'; repeatable. "
     "Replaces the configured mappings.",
 )
 @click.option("--format", help="Payload format of the --topic mappings (default json).")
-@click.option("--database-url", help="http(s)://host:port of the database, or sqlite:///path.")
-@click.option("--api", type=click.Choice(["v1", "v2", "v3", "sqlite"]), help="Write API.")
+@click.option(
+    "--database-url", help="http(s)://host:port of the database, or sqlite:///path."
+)
+@click.option(
+    "--api", type=click.Choice(["v1", "v2", "v3", "sqlite"]), help="Write API."
+)
 @click.option("--database", help="Database name (v1, v3).")
 @click.option("--bucket", help="Bucket (v2).")
 @click.option("--org", help="Organization (v2).")
 @click.option(
-    "--token-file", type=click.Path(path_type=Path, dir_okay=False),
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
     help="File holding the API token (v2, v3).",
 )
-@click.option("--spool-dir", type=click.Path(path_type=Path, file_okay=False), help="Spool directory.")
+@click.option(
+    "--spool-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Spool directory.",
+)
 @click.option("--listen", help="host:port of /healthz, /readyz and /metrics.")
 @click.option("--check", is_flag=True, help="Validate the configuration and exit.")
 def acquire(config_path: Path | None, check: bool, **flags: Any) -> None:
@@ -78,7 +92,7 @@ def acquire(config_path: Path | None, check: bool, **flags: Any) -> None:
 
     Every setting comes from the configuration file, then LABDOCK_SECTION__KEY
     environment variables (LABDOCK_DATABASE__URL=...), then these flags.
-    Runs until SIGTERM or SIGINT, then flushes what it holds within
+    Runs until SIGTERM or SIGINT, then flushes the messages it has within
     shutdown_timeout seconds.
     """
     config = load_or_exit(config_path, _overrides(**flags))
@@ -122,15 +136,21 @@ def _check_files(config: AcquireConfig) -> list[str]:
     }
     for key, path in files.items():
         if path is not None and not path.is_file():
-            problems.append(f"{key}: {path} does not exist or is not a file; create it or fix the path")
+            problems.append(
+                f"{key}: {path} does not exist or is not a file; create it or fix the path"
+            )
     if config.broker.password_file and not config.broker.username:
-        problems.append("broker.password_file is set but broker.username is not; set both")
+        problems.append(
+            "broker.password_file is set but broker.username is not; set both"
+        )
     spool = config.spool.directory
     parent = spool if spool.exists() else spool.parent
     import os
 
     if not os.access(parent, os.W_OK):
-        problems.append(f"spool.directory: {spool} is not writable by this user; fix its owner or mode")
+        problems.append(
+            f"spool.directory: {spool} is not writable by this user; fix its owner or mode"
+        )
     return problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import time
@@ -14,10 +15,14 @@ import click
 from labdock.acquire.spool import DeadLetter, DeadLetterStore, SpoolError
 
 
-def _open_store(config_path: Path | None, spool_dir: Path | None) -> tuple[DeadLetterStore, Any]:
+def _open_store(
+    config_path: Path | None, spool_dir: Path | None
+) -> tuple[DeadLetterStore, Any]:
     from labdock.cli.acquire import load_or_exit
 
-    config = load_or_exit(config_path, {"spool": {"directory": spool_dir}} if spool_dir else {})
+    config = load_or_exit(
+        config_path, {"spool": {"directory": spool_dir}} if spool_dir else {}
+    )
     try:
         return DeadLetterStore(config.spool.directory), config
     except SpoolError as error:
@@ -26,11 +31,15 @@ def _open_store(config_path: Path | None, spool_dir: Path | None) -> tuple[DeadL
 
 
 _config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    envvar="LABDOCK_CONFIG", help="The service's configuration file (env LABDOCK_CONFIG).",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="LABDOCK_CONFIG",
+    help="The service's configuration file (env LABDOCK_CONFIG).",
 )
 _spool_option = click.option(
-    "--spool-dir", type=click.Path(path_type=Path, file_okay=False),
+    "--spool-dir",
+    type=click.Path(path_type=Path, file_okay=False),
     help="Spool directory, when it differs from the configuration's.",
 )
 _reason_option = click.option("--reason", help="Only dead letters with this reason.")
@@ -44,7 +53,7 @@ def _payload_text(deadletter: DeadLetter) -> str:
     try:
         return deadletter.payload.decode("utf-8")
     except UnicodeDecodeError:
-        return "base64:" + __import__("base64").b64encode(deadletter.payload).decode()
+        return "base64:" + base64.b64encode(deadletter.payload).decode()
 
 
 @click.group()
@@ -56,10 +65,22 @@ def deadletter() -> None:
 @_config_option
 @_spool_option
 @_reason_option
-@click.option("--limit", type=int, default=100, show_default=True, help="Most dead letters shown.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--limit", type=int, default=100, show_default=True, help="Most dead letters shown."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
 def list_command(
-    config_path: Path | None, spool_dir: Path | None, reason: str | None, limit: int, fmt: str
+    config_path: Path | None,
+    spool_dir: Path | None,
+    reason: str | None,
+    limit: int,
+    fmt: str,
 ) -> None:
     """List dead letters with their topic, reason and payload, oldest first."""
     store, _ = _open_store(config_path, spool_dir)
@@ -81,9 +102,10 @@ def list_command(
             )
         return
     counts = store.counts()
-    click.echo(f"{sum(counts.values())} dead letter(s): " + (
-        ", ".join(f"{r} {n}" for r, n in counts.items()) or "none"
-    ))
+    click.echo(
+        f"{sum(counts.values())} dead letter(s): "
+        + (", ".join(f"{r} {n}" for r, n in counts.items()) or "none")
+    )
     for letter in letters:
         payload = _payload_text(letter)
         if len(payload) > 120:
@@ -98,14 +120,19 @@ def list_command(
 @_config_option
 @_spool_option
 @_reason_option
-@click.option("--id", "ids", type=int, multiple=True, help="Only this dead letter; repeatable.")
+@click.option(
+    "--id", "ids", type=int, multiple=True, help="Only this dead letter; repeatable."
+)
 def replay_command(
-    config_path: Path | None, spool_dir: Path | None, reason: str | None, ids: tuple[int, ...]
+    config_path: Path | None,
+    spool_dir: Path | None,
+    reason: str | None,
+    ids: tuple[int, ...],
 ) -> None:
     """Decode dead letters again with the current configuration.
 
-    Those that now decode go into the spool, keeping their original arrival
-    time, and the running service writes them; lines the database rejected
+    Those that now decode go into the spool with their original arrival
+    time, and the running service writes them. Lines the database rejected
     are spooled again as they are. The rest stay, with their new reason.
     Exit status 1 when some still fail.
     """
@@ -121,7 +148,9 @@ def replay_command(
     for letter in letters:
         if letter.stage == "write":
             resolved.append(letter)
-            entries.append((now_ns, letter.topic, letter.payload.decode("utf-8", "replace")))
+            entries.append(
+                (now_ns, letter.topic, letter.payload.decode("utf-8", "replace"))
+            )
             continue
         outcome = pipeline.process(letter.topic, letter.payload, letter.received_ns)
         if outcome.reason is None:
@@ -130,7 +159,9 @@ def replay_command(
         else:
             failing.append((letter, outcome.reason, outcome.detail or ""))
     store.resolve(resolved, entries, failing)
-    click.echo(f"replayed {len(resolved)} dead letter(s) into the spool; {len(failing)} still fail")
+    click.echo(
+        f"replayed {len(resolved)} dead letter(s) into the spool; {len(failing)} still fail"
+    )
     for letter, new_reason, detail in failing[:20]:
         click.echo(f"  #{letter.id} {letter.topic!r}: {new_reason}: {detail}", err=True)
     sys.exit(1 if failing else 0)

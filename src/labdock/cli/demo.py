@@ -9,19 +9,53 @@ import click
 
 
 @click.command()
-@click.option("--duration", type=float, default=20, show_default=True, help="Seconds the sensors publish.")
-@click.option("--rate", type=float, default=50, show_default=True, help="Messages per second, all sensors together.")
 @click.option(
-    "--workdir", type=click.Path(path_type=Path, file_okay=False), default=Path("demo-data"),
-    show_default=True, help="Directory of the spool and the embedded store.",
+    "--duration",
+    type=float,
+    default=20,
+    show_default=True,
+    help="Seconds the sensors publish.",
 )
-@click.option("--database-url", help="Write to this InfluxDB (http://host:port) instead of SQLite.")
-@click.option("--api", type=click.Choice(["v1", "v2", "v3"]), default="v1", show_default=True, help="Write API of --database-url.")
-@click.option("--database", default="labdock_demo", show_default=True, help="Database (v1, v3) or bucket (v2) name.")
+@click.option(
+    "--rate",
+    type=float,
+    default=50,
+    show_default=True,
+    help="Messages per second, all sensors together.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("demo-data"),
+    show_default=True,
+    help="Directory of the spool and the embedded store.",
+)
+@click.option(
+    "--database-url",
+    help="Write to this InfluxDB (http://host:port) instead of SQLite.",
+)
+@click.option(
+    "--api",
+    type=click.Choice(["v1", "v2", "v3"]),
+    default="v1",
+    show_default=True,
+    help="Write API of --database-url.",
+)
+@click.option(
+    "--database",
+    default="labdock_demo",
+    show_default=True,
+    help="Database (v1, v3) or bucket (v2) name.",
+)
 @click.option("--org", default="", help="Organization (v2).")
 def demo(
-    duration: float, rate: float, workdir: Path, database_url: str | None, api: str,
-    database: str, org: str,
+    duration: float,
+    rate: float,
+    workdir: Path,
+    database_url: str | None,
+    api: str,
+    database: str,
+    org: str,
 ) -> None:
     """Run an embedded broker, simulated lab sensors and the acquisition service.
 
