@@ -14,6 +14,7 @@ import pytest
 
 from components import require_binary
 from labdock.ops.restic import Restic
+from labdock.stack import secrets as stack_secrets
 
 PASSWORD = "labdock-test-password\n"
 
@@ -61,9 +62,7 @@ def make_tree(root: Path) -> Path:
     (root / ".env").write_text("LABDOCK_DOMAIN=lab.example.org\n", encoding="utf-8")
     (root / "traefik").mkdir()
     (root / "traefik" / "traefik.yml.tmpl").write_text("ping: {}\n", encoding="utf-8")
-    secrets = root / "secrets"
-    secrets.mkdir(mode=0o700)
-    (secrets / "influxdb_admin_token").write_text("0123456789abcdef" * 4)
+    stack_secrets.init_secrets(root, chown=False)
     installer = root / "harbor" / "installer"
     installer.mkdir(parents=True)
     (installer / "harbor.yml").write_text("harbor_admin_password: hunter2hunter2\n")

@@ -220,12 +220,18 @@ def parse_lock(lock_id: str, output: str) -> Lock:
 
 
 def parse_forget(output: str) -> list[ForgetGroup]:
-    """Parse `restic forget --json`; its last JSON line is the group list."""
+    """Parse `restic forget --json`: one JSON line holds the group list."""
     groups: list[dict[str, Any]] = []
     for line in output.splitlines():
         line = line.strip()
-        if line.startswith("["):
+        # With --prune, progress lines such as "[0:00] 100.00% ..." follow.
+        if not line.startswith("[{") and line != "[]":
+            continue
+        try:
             groups = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        break
     return [
         ForgetGroup(
             tags=tuple(group.get("tags") or ()),

@@ -1,0 +1,124 @@
+"""The last backup of each service, as JSON and as a Prometheus textfile.
+
+The JSON file is the record `labdock health` reads; the textfile is for
+node_exporter's textfile collector. Both are rewritten atomically after
+every run and keep the entries of services the run did not touch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from labdock.ops.backup import RunReport, run_id
+from labdock.ops.state import read_json, write_atomic
+
+METRIC_PREFIX = "labdock_backup"
+
+
+def updated_status(
+    previous: Mapping[str, Any] | None, report: RunReport
+) -> dict[str, Any]:
+    """Return the status after `report`, starting from the previous status."""
+    services: dict[str, Any] = dict((previous or {}).get("services") or {})
+    for result in report.results:
+        entry = dict(services.get(result.service) or {})
+        finished = result.finished or result.started
+        entry.update(
+            {
+                "last_attempt": finished.isoformat(timespec="seconds"),
+                "last_run": run_id(report.time),
+                "last_result": "ok" if result.ok else "failed",
+                "last_error": result.failure(),
+                "method": result.method,
+                "duration_seconds": round(result.duration, 3),
+                "added_bytes": result.added_bytes,
+            }
+        )
+        if result.ok:
+            entry["last_success"] = finished.isoformat(timespec="seconds")
+            entry["last_success_run"] = run_id(report.time)
+            entry["snapshots"] = {
+                part.part.name: part.summary.snapshot_id
+                for part in result.parts
+                if part.summary is not None
+            }
+        services[result.service] = entry
+    return {
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "services": dict(sorted(services.items())),
+    }
+
+
+def load_status(path: Path) -> dict[str, Any]:
+    data = read_json(path)
+    return data if isinstance(data, dict) else {"services": {}}
+
+
+def _timestamp(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_textfile(status: Mapping[str, Any]) -> str:
+    """Return the status in the Prometheus text exposition format."""
+    services: Mapping[str, Any] = status.get("services") or {}
+    metrics: list[tuple[str, str, Callable[[Mapping[str, Any]], Any]]] = [
+        (
+            "last_success_timestamp_seconds",
+            "Unix time of the last successful backup of the service.",
+            lambda entry: _timestamp(entry.get("last_success")),
+        ),
+        (
+            "last_attempt_timestamp_seconds",
+            "Unix time of the last backup attempt of the service.",
+            lambda entry: _timestamp(entry.get("last_attempt")),
+        ),
+        (
+            "last_run_success",
+            "1 if the last backup of the service succeeded, else 0.",
+            lambda entry: 1.0 if entry.get("last_result") == "ok" else 0.0,
+        ),
+        (
+            "last_run_duration_seconds",
+            "Duration of the last backup of the service.",
+            lambda entry: entry.get("duration_seconds"),
+        ),
+        (
+            "last_run_added_bytes",
+            "Bytes the last backup of the service added to the repository.",
+            lambda entry: entry.get("added_bytes"),
+        ),
+    ]
+    lines: list[str] = []
+    for suffix, help_text, value_of in metrics:
+        name = f"{METRIC_PREFIX}_{suffix}"
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} gauge")
+        for service, entry in sorted(services.items()):
+            value = value_of(entry)
+            if value is None:
+                continue
+            lines.append(f'{name}{{service="{_escape(service)}"}} {float(value):.17g}')
+    return "\n".join(lines) + "\n"
+
+
+def write_status(
+    report: RunReport, *, status_file: Path, textfile: Path
+) -> dict[str, Any]:
+    """Merge `report` into the status file and rewrite the textfile."""
+    status = updated_status(load_status(status_file), report)
+    write_atomic(status_file, json.dumps(status, indent=2) + "\n")
+    write_atomic(textfile, render_textfile(status))
+    return status
