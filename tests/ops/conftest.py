@@ -6,8 +6,12 @@ repository is created per session and each test gets a copy of it.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,8 @@ import pytest
 from components import require_binary
 from labdock.ops.restic import Restic
 from labdock.stack import secrets as stack_secrets
+from labdock.stack import tree as stack_tree
+from labdock.stack.envfile import set_values
 
 PASSWORD = "labdock-test-password\n"
 
@@ -76,3 +82,165 @@ def services_tree(tmp_path: Path) -> Iterator[Path]:
     tree = make_tree(tmp_path / "services")
     yield tree
     shutil.rmtree(tree / ".labdock" / "staging", ignore_errors=True)
+
+
+# --- Docker: a private engine and a laid-down tree with the stand-in images ---
+
+REPO = Path(__file__).resolve().parents[2]
+STAND_IN_IMAGES = {
+    "TRAEFIK_IMAGE": "labdock-test/traefik:test",
+    "SOCKET_PROXY_IMAGE": "labdock-test/socket-proxy:test",
+    "EMQX_IMAGE": "labdock-test/emqx:test",
+    "INFLUXDB_IMAGE": "labdock-test/influxdb:test",
+    "LAM_IMAGE": "labdock-test/lam:test",
+    "ACQUISITION_IMAGE": "labdock-test/sensor-acquisition:test",
+}
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A running private Docker Engine (scripts/docker-engine.sh)."""
+
+    host: str
+    socket: Path
+
+
+def _engine_env(directory: Path) -> dict[str, str]:
+    return {**os.environ, "LABDOCK_DOCKER_DIR": str(directory)}
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The engine under $LABDOCK_OPS_DOCKER_DIR, or one started for this session.
+
+    An engine that was already running is left running; one this fixture
+    started is stopped at the end. The stand-in images are built when
+    missing (scripts/build-test-images.sh).
+    """
+    if os.geteuid() != 0 or shutil.which("dockerd") is None:
+        message = "the Docker tests need root and dockerd (apt install docker.io)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    configured = os.environ.get("LABDOCK_OPS_DOCKER_DIR")
+    directory = Path(configured) if configured else tmp_path_factory.mktemp("engine")
+    script = REPO / "scripts" / "docker-engine.sh"
+    env = _engine_env(directory)
+    was_running = (
+        subprocess.run([script, "status"], env=env, capture_output=True).returncode == 0
+    )
+    if not was_running:
+        subprocess.run([script, "start"], env=env, check=True, capture_output=True)
+    socket_path = directory / "docker.sock"
+    host = f"unix://{socket_path}"
+    try:
+        missing = [
+            image
+            for image in STAND_IN_IMAGES.values()
+            if subprocess.run(
+                ["docker", "-H", host, "image", "inspect", image], capture_output=True
+            ).returncode
+            != 0
+        ]
+        if missing:
+            cache = os.environ.get("LABDOCK_IMAGE_CACHE") or str(directory / "images")
+            subprocess.run(
+                [REPO / "scripts" / "build-test-images.sh"],
+                env={**env, "DOCKER_HOST": host, "LABDOCK_IMAGE_CACHE": cache},
+                check=True,
+            )
+        yield Engine(host, socket_path)
+    finally:
+        if not was_running:
+            subprocess.run([script, "stop"], env=env, capture_output=True)
+
+
+def docker_cli(engine: Engine, *args: str, input_text: str | None = None) -> str:
+    """Run the docker CLI against `engine`; return stdout, fail on an error."""
+    result = subprocess.run(
+        ["docker", "-H", engine.host, *args],
+        input=input_text,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def build_image(engine: Engine, tag: str, dockerfile: str) -> None:
+    """Build an image from a Dockerfile with no context."""
+    docker_cli(
+        engine, "build", "--network", "none", "-t", tag, "-", input_text=dockerfile
+    )
+
+
+@dataclass
+class StackTree:
+    """A laid-down services tree whose project lives on the test engine."""
+
+    path: Path
+    project: str
+    engine: Engine
+
+    def compose(
+        self, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        compose = Path(sys.executable).parent / "docker-compose"
+        result = subprocess.run(
+            [str(compose), "--project-directory", str(self.path), *args],
+            env={**os.environ, "DOCKER_HOST": self.engine.host},
+            capture_output=True,
+            text=True,
+        )
+        if check:
+            assert result.returncode == 0, f"compose {' '.join(args)}: {result.stderr}"
+        return result
+
+    def container(self, service: str) -> str:
+        return f"{self.project}-{service}-1"
+
+    def set_env(self, **values: str) -> None:
+        env = self.path / ".env"
+        env.write_text(set_values(env.read_text(), values))
+
+
+def lay_down_tree(root: Path, engine: Engine, name: str) -> StackTree:
+    """Lay the shipped tree down with stand-in images and project-unique names."""
+    stack_tree.lay_down(root, domain="lab.test", email="ops@lab.test")
+    values = {
+        "COMPOSE_PROJECT_NAME": name,
+        "TRAEFIK_NETWORK": f"{name}_public",
+        "BACKEND_NETWORK": f"{name}_backend",
+        "SOCKET_PROXY_NETWORK": f"{name}_socket",
+        "DOCKER_SOCKET": str(engine.socket),
+        "ADMIN_ALLOWLIST": "10.0.0.0/8",
+        **STAND_IN_IMAGES,
+    }
+    env = root / ".env"
+    env.write_text(set_values(env.read_text(), values))
+    stack_secrets.init_secrets(root)
+    return StackTree(root, name, engine)
+
+
+@pytest.fixture
+def stack(
+    docker_engine: Engine,
+    tmp_path: Path,
+    unique_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[StackTree]:
+    """A laid-down tree on the test engine; its containers, volumes and
+    networks are removed afterwards."""
+    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
+    name = "ops" + unique_name.replace("_", "")[-10:]
+    tree = lay_down_tree(tmp_path / "services", docker_engine, name)
+    try:
+        yield tree
+    finally:
+        tree.compose(
+            "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False
+        )
+        subprocess.run(
+            ["docker", "-H", docker_engine.host, "network", "rm", f"{name}_public"],
+            capture_output=True,
+        )
