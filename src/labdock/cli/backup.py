@@ -135,7 +135,11 @@ def run_command(
 def _run_summary(report: ops_backup.RunReport) -> str:
     rows = []
     for result in report.results:
-        snapshots = [p.summary.snapshot_id for p in result.parts if p.summary]
+        snapshots = [
+            p.summary.snapshot_id if p.summary else f"({p.part.name} empty)"
+            for p in result.parts
+            if p.summary or p.empty
+        ]
         rows.append(
             (
                 result.service,

@@ -99,6 +99,8 @@ class PartResult:
     part: Part
     summary: BackupSummary | None = None
     error: str | None = None
+    # The part's directory was empty, so no snapshot was written.
+    empty: bool = False
 
 
 @dataclass
@@ -464,6 +466,10 @@ class BackupRunner:
             except OpsError as error:
                 outcome.error = str(error)
                 continue
+            if outcome.summary is None:
+                outcome.empty = True
+                logger.info("backup.part_empty part=%s: nothing to back up", part.label)
+                continue
             logger.info(
                 "backup.part_completed part=%s snapshot=%s files=%d added_bytes=%d "
                 "seconds=%.1f",
@@ -493,7 +499,12 @@ class BackupRunner:
                 error,
             )
 
-    def _back_up_part(self, part: Part, moment: datetime) -> BackupSummary:
+    def _back_up_part(self, part: Part, moment: datetime) -> BackupSummary | None:
+        """Back up one part; return None when its directory is empty.
+
+        restic 0.14 refuses to save an empty snapshot, and an empty volume
+        (a log volume, a configuration never written) is not an error.
+        """
         staging = self.staging / part.service / part.name
         try:
             if part.kind == "tree":
@@ -516,9 +527,10 @@ class BackupRunner:
                 )
             if part.kind == "volume":
                 assert part.volume is not None
-                return self.restic.backup(
-                    volume_directory(part.volume), tags=part.tags, time=moment
-                )
+                directory = volume_directory(part.volume)
+                if not any(directory.iterdir()):
+                    return None
+                return self.restic.backup(directory, tags=part.tags, time=moment)
             if part.kind == "path":
                 assert part.path is not None
                 if not part.path.is_dir():
@@ -526,6 +538,8 @@ class BackupRunner:
                         f"{part.path} does not exist; set backup.harbor_data in "
                         ".labdock/ops.yaml to Harbor's data_volume"
                     )
+                if not any(part.path.iterdir()):
+                    return None
                 return self.restic.backup(part.path, tags=part.tags, time=moment)
             source = self._dump(part, staging)
             return self.restic.backup(source, tags=part.tags, time=moment)
