@@ -493,3 +493,40 @@ def test_byte_order_mark_accepted() -> None:
 def test_huge_integer_against_float_is_deadletter() -> None:
     payload = b'{"t":' + b"9" * 400 + b',"u":NaN}'
     assert reason(payload) == "float_out_of_range"
+
+
+# Integers beyond 2**53, which a float field rounds.
+
+BIG_ODD = 2**53 + 1  # the smallest positive integer a float can't hold
+
+
+def test_rounded_integer_counted_by_default() -> None:
+    payload = f'{{"a":{BIG_ODD},"b":{2**53 + 2},"c":22,"d":-{BIG_ODD}}}'.encode()
+    points, context = decode(payload)
+    assert points[0].fields["a"] == float(2**53)
+    assert context.dropped == {"integer_rounded": 2}
+
+
+def test_rounded_integer_reaches_metric() -> None:
+    outcome = process(f'{{"a":{BIG_ODD}}}'.encode())
+    assert outcome.lines == [f"env,device=dev04 a=9.007199254740992e+15 {ARRIVAL}"]
+    assert outcome.dropped == {"integer_rounded": 1}
+
+
+def test_rounded_integer_beyond_64_bits_counted() -> None:
+    points, context = decode(b'{"a":123456789012345678901234567890}')
+    assert points[0].fields["a"] == 1.2345678901234568e29
+    assert context.dropped == {"integer_rounded": 1}
+
+
+def test_large_integer_exact_with_auto_or_int() -> None:
+    payload = f'{{"a":{BIG_ODD}}}'.encode()
+    for options in ({"number_type": "auto"}, {"types": {"a": "int"}}):
+        points, context = decode(payload, **options)
+        assert points[0].fields == {"a": BIG_ODD}
+        assert context.dropped == {}
+
+
+def test_large_float_literal_not_counted() -> None:
+    _, context = decode(b'{"a":9007199254740993.0,"b":1e300}')
+    assert context.dropped == {}

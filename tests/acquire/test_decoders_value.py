@@ -107,3 +107,27 @@ def test_rejection(payload: bytes, value_type: str, expected_reason: str) -> Non
         decode_value(payload, type=value_type)
     assert caught.value.reason == expected_reason
     assert caught.value.detail
+
+
+def test_rounded_integer_counted() -> None:
+    for value_type in ("auto", "float"):
+        context = DecodeContext("lab/r1/d1/count", "count", {}, 1)
+        decoder = create_decoder("value", {"type": value_type})
+        (point,) = decoder.decode(b"9007199254740993", context)
+        assert point.fields == {"value": 9007199254740992.0}
+        assert context.dropped == {"integer_rounded": 1}
+
+
+def test_large_integer_exact_as_int() -> None:
+    context = DecodeContext("lab/r1/d1/count", "count", {}, 1)
+    decoder = create_decoder("value", {"type": "int"})
+    (point,) = decoder.decode(b"9007199254740993", context)
+    assert point.fields == {"value": 9007199254740993}
+    assert context.dropped == {}
+
+
+def test_exact_or_fractional_number_not_counted() -> None:
+    for payload in (b"9007199254740992", b"21.5", b"9007199254740993.0", b"1e300"):
+        context = DecodeContext("lab/r1/d1/count", "count", {}, 1)
+        create_decoder("value").decode(payload, context)
+        assert context.dropped == {}, payload

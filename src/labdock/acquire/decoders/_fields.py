@@ -255,7 +255,7 @@ def _field_value(
         value = lookup(exact(), path[prefix_length:])
     declared = rules.declared_type(path)
     if declared is not None:
-        return coerce(value, declared, where)
+        return coerce(value, declared, where, context)
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -266,7 +266,7 @@ def _field_value(
         context.count_dropped("ignored_string")
         return None
     if isinstance(value, int | float | Decimal):
-        return undeclared_number(value, rules.number_type, where)
+        return undeclared_number(value, rules.number_type, where, context)
     raise DecodeError(
         "type_mismatch", f"{where}: unsupported value {type(value).__name__}"
     )

@@ -13,7 +13,11 @@ presets), by the kind of value received:
 - string: any scalar as its JSON text ("21.5", "true").
 
 An int outside the signed 64-bit range (unsigned for uint) is a DecodeError,
-never a wrapped or rounded value. NaN and infinities (the JSON literals, or
+never a wrapped or rounded value. A float holds every integer up to 2**53 in
+magnitude exactly; an integer beyond that which becomes a float field is
+rounded to the nearest float, and counted as `integer_rounded` on the decode
+context when one is given. An int field (or `number_type: auto`) keeps it
+exact. NaN and infinities (the JSON literals, or
 the strings "nan", "inf", "infinity") stay non-finite floats for every numeric
 type, so the pipeline drops and counts them.
 """
@@ -25,7 +29,7 @@ import re
 from decimal import Decimal
 from typing import Any, Literal
 
-from labdock.acquire.decoders import DecodeError
+from labdock.acquire.decoders import DecodeContext, DecodeError
 from labdock.acquire.points import FieldValue, UInt
 
 FieldType = Literal["float", "int", "uint", "bool", "string"]
@@ -34,6 +38,8 @@ NumberType = Literal["float", "auto"]
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
+# Every integer of at most this magnitude is exact in a 64-bit float.
+FLOAT_EXACT_INT_MAX = 2**53
 
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NON_FINITE = {
@@ -78,18 +84,37 @@ def parse_decimal_text(text: str) -> Decimal | float | None:
     return Decimal(stripped)
 
 
-def float_from_int(value: int, where: str) -> float:
-    """Convert an int to float, raising `float_out_of_range` when it overflows."""
+def float_from_int(
+    value: int, where: str, context: DecodeContext | None = None
+) -> float:
+    """Convert an int to float, raising `float_out_of_range` when it overflows.
+
+    An integer that the float doesn't hold exactly (beyond 2**53 in magnitude)
+    is counted as `integer_rounded` on `context`.
+    """
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:
         raise DecodeError(
             "float_out_of_range",
             f"{where}: the integer {str(value)[:30]}... is too large for a float",
         ) from None
+    if context is not None and abs(value) > FLOAT_EXACT_INT_MAX and number != value:
+        context.count_dropped("integer_rounded")
+    return number
 
 
-def _decimal_to_float(value: Decimal, where: str) -> float:
+def _is_integer_literal(value: Decimal) -> bool:
+    # Decimal keeps the exponent as written: "12" has exponent 0, while "12.0"
+    # and "1.2e1" have others and are float literals, rounded like any float.
+    return value.as_tuple().exponent == 0
+
+
+def _decimal_to_float(
+    value: Decimal, where: str, context: DecodeContext | None = None
+) -> float:
+    if context is not None and _is_integer_literal(value):
+        return float_from_int(int(value), where, context)
     number = float(value)
     if math.isinf(number):
         raise DecodeError(
@@ -126,16 +151,20 @@ def _decimal_to_int(value: Decimal, unsigned: bool, where: str) -> int:
     return _check_int_range(int(value), unsigned, where)
 
 
-def to_float(value: Any, where: str) -> float:
-    """Convert a decoded value to a float field (see the module docstring)."""
+def to_float(value: Any, where: str, context: DecodeContext | None = None) -> float:
+    """Convert a decoded value to a float field (see the module docstring).
+
+    With `context`, an integer (or integer text such as "9007199254740993")
+    that the float rounds is counted as `integer_rounded`.
+    """
     if isinstance(value, bool):
         raise _mismatch(value, "float", where)
     if isinstance(value, int):
-        return float_from_int(value, where)
+        return float_from_int(value, where, context)
     if isinstance(value, float):
         return value
     if isinstance(value, Decimal):
-        return _decimal_to_float(value, where)
+        return _decimal_to_float(value, where, context)
     if isinstance(value, str):
         parsed = parse_decimal_text(value)
         if parsed is None:
@@ -146,7 +175,7 @@ def to_float(value: Any, where: str) -> float:
             )
         if isinstance(parsed, float):
             return parsed
-        return _decimal_to_float(parsed, where)
+        return _decimal_to_float(parsed, where, context)
     raise _mismatch(value, "float", where)
 
 
@@ -225,10 +254,18 @@ def to_string(value: Any) -> str:
     return str(value)
 
 
-def coerce(value: Any, field_type: FieldType, where: str) -> FieldValue:
-    """Convert a decoded scalar to `field_type`, or raise DecodeError."""
+def coerce(
+    value: Any,
+    field_type: FieldType,
+    where: str,
+    context: DecodeContext | None = None,
+) -> FieldValue:
+    """Convert a decoded scalar to `field_type`, or raise DecodeError.
+
+    `context` counts the integers that a float field rounds.
+    """
     if field_type == "float":
-        return to_float(value, where)
+        return to_float(value, where, context)
     if field_type == "int":
         return to_int(value, where)
     if field_type == "uint":
@@ -239,20 +276,24 @@ def coerce(value: Any, field_type: FieldType, where: str) -> FieldValue:
 
 
 def undeclared_number(
-    value: int | float | Decimal, number_type: NumberType, where: str
+    value: int | float | Decimal,
+    number_type: NumberType,
+    where: str,
+    context: DecodeContext | None = None,
 ) -> float | int:
     """Type a number that no declaration covers.
 
     With `float` every number becomes a float, so that 22 and 22.5 land in one
-    float field. With `auto` an integer stays an exact int: signed 64-bit, or
-    `UInt` between 2**63 and 2**64-1.
+    float field, and `context` counts each integer rounded on the way (beyond
+    2**53) as `integer_rounded`. With `auto` an integer stays an exact int:
+    signed 64-bit, or `UInt` between 2**63 and 2**64-1.
     """
     if isinstance(value, Decimal):
         value = _decimal_to_float(value, where)
     if isinstance(value, float):
         return value
     if number_type == "float":
-        return float_from_int(value, where)
+        return float_from_int(value, where, context)
     if INT64_MIN <= value <= INT64_MAX:
         return value
     if 0 <= value <= UINT64_MAX:

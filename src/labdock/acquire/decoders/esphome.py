@@ -114,13 +114,13 @@ class EsphomeDecoder:
         where = f"field {name!r}"
         value: FieldValue
         if value_kind in _NUMERIC:
-            value = to_float(text, where)
+            value = to_float(text, where, context)
         elif value_kind in _BINARY:
             value = to_bool(text, where, *_ON_OFF)
         elif value_kind in _TEXT:
             value = text
         else:
-            value = self.parser.parse(text, where)
+            value = self.parser.parse(text, where, context)
         return {name: value}
 
     def _status(self, payload: bytes, context: DecodeContext, node: str) -> list[Point]:

@@ -107,7 +107,7 @@ class HomeAssistantDecoder:
             context.count_dropped("state_unavailable")
             return {}
         if parse_decimal_text(text) is not None:
-            return {"value": to_float(text, "field 'value'")}
+            return {"value": to_float(text, "field 'value'", context)}
         if word in _STATE_ONE:
             return {"value": 1.0}
         if word in _STATE_ZERO:

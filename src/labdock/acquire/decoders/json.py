@@ -40,7 +40,10 @@ class JsonOptions(DecoderOptions):
 
     Types of undeclared values: a number is a float field (`number_type:
     float`), so that 22 and 22.5 never become an integer and a float field of
-    one name; with `number_type: auto` an integer stays an exact integer.
+    one name; with `number_type: auto` an integer stays an exact integer. A
+    float holds integers exactly only up to 2**53 in magnitude, so a larger
+    integer in a float field is rounded and counted as `integer_rounded` in
+    the dropped values; `number_type: auto` or a declared `int` keeps it exact.
     true/false are boolean fields, strings are string fields (`strings:
     keep`) or left out and counted as `ignored_string` (`strings: ignore`).
     JSON null is left out and counted as `null`. NaN and Infinity literals are
@@ -94,7 +97,9 @@ class JsonOptions(DecoderOptions):
         "float",
         description=(
             "Type of an undeclared number: float, or auto to keep integers as "
-            "exact integers (signed 64-bit, unsigned above that)."
+            "exact integers (signed 64-bit, unsigned above that). A float rounds "
+            "integers beyond 2**53 (such as 64-bit counters and ids), counted as "
+            "integer_rounded; use auto or declare them int to keep them exact."
         ),
     )
     strings: StringPolicy = Field(

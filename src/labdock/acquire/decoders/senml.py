@@ -19,7 +19,7 @@ from labdock.acquire.decoders import (
 )
 from labdock.acquire.decoders._text import load_json_exact
 from labdock.acquire.decoders._timestamps import numeric_to_ns, scale_ns
-from labdock.acquire.decoders._values import INT64_MAX, INT64_MIN
+from labdock.acquire.decoders._values import INT64_MAX, INT64_MIN, float_from_int
 from labdock.acquire.points import FieldValue, Point
 
 SUPPORTED_VERSION = 10
@@ -118,7 +118,7 @@ class SenmlDecoder:
         unit = record.get("u", base.unit)
         if unit:
             tags[self.options.unit_tag] = unit
-        fields = _fields(record, base, where)
+        fields = _fields(record, base, context, where)
         return Point(
             context.measurement, tags, fields, _time_ns(record, base, context, where)
         )
@@ -195,7 +195,9 @@ def _add(left: Decimal | int | None, right: Any) -> Any:
         return left + right
 
 
-def _fields(record: dict[str, Any], base: _Base, where: str) -> dict[str, FieldValue]:
+def _fields(
+    record: dict[str, Any], base: _Base, context: DecodeContext, where: str
+) -> dict[str, FieldValue]:
     present = [label for label in _VALUE_LABELS if label in record]
     if len(present) > 1:
         raise DecodeError(
@@ -204,7 +206,9 @@ def _fields(record: dict[str, Any], base: _Base, where: str) -> dict[str, FieldV
         )
     fields: dict[str, FieldValue] = {}
     if present == ["v"] or (not present and base.value is not None):
-        fields["value"] = _to_float(_add(base.value, record.get("v", 0)), where)
+        fields["value"] = _to_float(
+            _add(base.value, record.get("v", 0)), context, where
+        )
     elif present == ["vs"]:
         fields["string_value"] = record["vs"]
     elif present == ["vb"]:
@@ -213,7 +217,7 @@ def _fields(record: dict[str, Any], base: _Base, where: str) -> dict[str, FieldV
         _check_base64url(record["vd"], where)
         fields["data_value"] = record["vd"]
     if "s" in record or base.sum is not None:
-        fields["sum"] = _to_float(_add(base.sum, record.get("s", 0)), where)
+        fields["sum"] = _to_float(_add(base.sum, record.get("s", 0)), context, where)
     if not fields:
         raise DecodeError(
             "senml_no_value",
@@ -222,9 +226,14 @@ def _fields(record: dict[str, Any], base: _Base, where: str) -> dict[str, FieldV
     return fields
 
 
-def _to_float(value: Decimal | int | float, where: str) -> float:
+def _to_float(
+    value: Decimal | int | float, context: DecodeContext, where: str
+) -> float:
     if isinstance(value, float):  # NaN or an infinity, dropped by the pipeline
         return value
+    if isinstance(value, int):
+        # Counts an integer beyond 2**53 that the float rounds.
+        return float_from_int(value, where, context)
     try:
         number = float(value)
     except OverflowError:

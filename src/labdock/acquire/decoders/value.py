@@ -36,6 +36,11 @@ class ValueOptions(DecoderOptions):
     `false_values` a boolean field, and any other text a string field. Other
     types convert as the json decoder's declared types do, except that bool
     uses `true_values` and `false_values`.
+
+    A float holds integers exactly only up to 2**53 in magnitude, so a larger
+    integer read as a float field (`type: auto` or `float`) is rounded and
+    counted as `integer_rounded` in the dropped values; `type: int` (or
+    `uint`) keeps it exact.
     """
 
     field: str = Field("value", min_length=1, description="Name of the field.")
@@ -43,7 +48,9 @@ class ValueOptions(DecoderOptions):
         "auto",
         description=(
             "Field type: auto (number, then boolean word, then string), float, "
-            "int, uint, bool or string."
+            "int, uint, bool or string. auto and float make every number a "
+            "float, which rounds integers beyond 2**53 (counted as "
+            "integer_rounded); int or uint keeps them exact."
         ),
     )
     true_values: list[str] = Field(
@@ -96,10 +103,15 @@ class ValueParser:
         self.true_words = frozenset(word.lower() for word in true_values)
         self.false_words = frozenset(word.lower() for word in false_values)
 
-    def parse(self, text: str, where: str) -> FieldValue:
-        """Convert `text` to the configured type, or raise DecodeError."""
+    def parse(
+        self, text: str, where: str, context: DecodeContext | None = None
+    ) -> FieldValue:
+        """Convert `text` to the configured type, or raise DecodeError.
+
+        `context` counts an integer that a float field rounds.
+        """
         if self.type == "float":
-            return to_float(text, where)
+            return to_float(text, where, context)
         if self.type in ("int", "uint"):
             return to_int(text, where, unsigned=self.type == "uint")
         if self.type == "bool":
@@ -107,7 +119,7 @@ class ValueParser:
         if self.type == "string":
             return text
         if parse_decimal_text(text) is not None:
-            return to_float(text, where)
+            return to_float(text, where, context)
         word = text.lower()
         if word in self.true_words:
             return True
@@ -129,7 +141,7 @@ class ValueDecoder:
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
         require_payload(payload)
         text = unquote(decode_utf8(payload).strip())
-        value = self.parser.parse(text, f"field {self.options.field!r}")
+        value = self.parser.parse(text, f"field {self.options.field!r}", context)
         return [
             Point(context.measurement, dict(context.tags), {self.options.field: value})
         ]

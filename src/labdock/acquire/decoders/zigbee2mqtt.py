@@ -189,7 +189,7 @@ class Zigbee2mqttDecoder:
         text = unquote(decode_utf8(payload).strip())
         value: Any = text
         if parse_decimal_text(text) is not None and attribute not in self.options.types:
-            value = to_float(text, f"field {attribute!r}")
+            value = to_float(text, f"field {attribute!r}", context)
         fields = collect_fields({attribute: value}, self.rules, context)
         if not fields:
             return []
