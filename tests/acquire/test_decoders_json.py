@@ -428,18 +428,18 @@ def test_timestamp_options_validated() -> None:
 
 def test_records_array_becomes_points() -> None:
     payload = (
-        b'{"device":"x","ts":1700000000,"readings":['
+        b'{"gateway":"x","ts":1700000000,"readings":['
         b'{"t":1.5},{"t":2.5,"ts":1700000001.25}]}'
     )
     points, _ = decode(
-        payload, records="readings", tags=["device"], timestamp={"path": "ts"}
+        payload, records="readings", tags=["gateway"], timestamp={"path": "ts"}
     )
     assert [p.fields for p in points] == [{"t": 1.5}, {"t": 2.5}]
     assert [p.time_ns for p in points] == [
         1_700_000_000_000_000_000,
         1_700_000_001_250_000_000,
     ]
-    assert all(p.tags == {"device": "x"} for p in points)
+    assert all(p.tags == {"device": "dev04", "gateway": "x"} for p in points)
 
 
 def test_records_at_top_level() -> None:
@@ -529,4 +529,18 @@ def test_large_integer_exact_with_auto_or_int() -> None:
 
 def test_large_float_literal_not_counted() -> None:
     _, context = decode(b'{"a":9007199254740993.0,"b":1e300}')
+    assert context.dropped == {}
+
+
+def test_topic_tag_wins_over_payload_tag() -> None:
+    points, context = decode(
+        b'{"t":1,"device":"dev99","site":"north"}', tags=["device", "site"]
+    )
+    assert points[0].tags == {"device": "dev04", "site": "north"}
+    assert context.dropped == {"tag_overridden": 1}
+
+
+def test_equal_payload_tag_not_counted() -> None:
+    points, context = decode(b'{"t":1,"device":"dev04"}', tags=["device"])
+    assert points[0].tags == {"device": "dev04"}
     assert context.dropped == {}

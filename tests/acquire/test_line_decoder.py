@@ -54,24 +54,24 @@ def test_line_decoder_registered() -> None:
 
 
 def test_precision_defaults_to_nanoseconds() -> None:
-    assert decode(b"m f=1 1700000000") == [
-        ("m", {"room": "r1", "device": "d1"}, {"f": 1.0}, 1_700_000_000)
+    assert decode(b"m f=1 1700000000123456789") == [
+        ("m", {"room": "r1", "device": "d1"}, {"f": 1.0}, 1_700_000_000_123_456_789)
     ]
 
 
 @pytest.mark.parametrize(
-    ("precision", "time_ns"),
+    ("precision", "timestamp"),
     [
-        ("ns", 1_700_000_000),
-        ("us", 1_700_000_000_000),
-        ("ms", 1_700_000_000_000_000),
-        ("s", 1_700_000_000_000_000_000),
+        ("ns", b"1700000000000000000"),
+        ("us", b"1700000000000000"),
+        ("ms", b"1700000000000"),
+        ("s", b"1700000000"),
     ],
 )
-def test_precision_option_scales_time(precision: str, time_ns: int) -> None:
+def test_precision_option_scales_time(precision: str, timestamp: bytes) -> None:
     decoder = create_decoder("line", {"precision": precision})
-    ((_, _, _, time),) = decode(b"m f=1 1700000000", decoder)
-    assert time == time_ns
+    ((_, _, _, time),) = decode(b"m f=1 " + timestamp, decoder)
+    assert time == 1_700_000_000_000_000_000
 
 
 @pytest.mark.parametrize(
@@ -95,9 +95,29 @@ def test_topic_tags_added() -> None:
     assert tags == {"unit": "C", "room": "r1", "device": "d1"}
 
 
-def test_line_tag_wins_over_topic_tag() -> None:
-    ((_, tags, _, _),) = decode(b"m,room=lab2 t=21.5")
-    assert tags == {"room": "lab2", "device": "d1"}
+def test_topic_tag_wins_over_line_tag() -> None:
+    context = make_context()
+    (point,) = create_decoder("line").decode(b"m,room=lab2 t=21.5", context)
+    assert point.tags == {"room": "r1", "device": "d1"}
+    assert context.dropped == {"tag_overridden": 1}
+
+
+def test_equal_line_tag_not_counted() -> None:
+    context = make_context()
+    payload = b"m,room=r1,device=d1 t=21.5\nm,device=d9 t=1"
+    points = create_decoder("line").decode(payload, context)
+    assert [point.tags for point in points] == [{"room": "r1", "device": "d1"}] * 2
+    assert context.dropped == {"tag_overridden": 1}
+
+
+def test_topic_tag_wins_through_pipeline() -> None:
+    mapping = {"topic": "lab/{device}", "measurement": "lp", "format": "line"}
+    config = AcquireConfig.model_validate({"mappings": [mapping]})
+    outcome = Pipeline(config).process(
+        "lab/d1", b"temp,device=d2 value=21.5", 1_700_000_000_000_000_000
+    )
+    assert outcome.lines == ["temp,device=d1 value=21.5 1700000000000000000"]
+    assert outcome.dropped == {"tag_overridden": 1}
 
 
 def test_line_without_time_has_no_time() -> None:
@@ -106,10 +126,18 @@ def test_line_without_time_has_no_time() -> None:
 
 
 def test_several_lines_give_several_points() -> None:
-    payload = b'a,k=1 f=1i 1\r\n# comment\n\nb s="x y",u=2u 2\nc b=true\n'
+    payload = (
+        b'a,k=1 f=1i 1700000000000000001\r\n# comment\n\nb s="x y",u=2u '
+        b"1700000000000000002\nc b=true\n"
+    )
     assert decode(payload) == [
-        ("a", {"k": "1", "room": "r1", "device": "d1"}, {"f": 1}, 1),
-        ("b", {"room": "r1", "device": "d1"}, {"s": "x y", "u": UInt(2)}, 2),
+        ("a", {"k": "1", "room": "r1", "device": "d1"}, {"f": 1}, 1700000000000000001),
+        (
+            "b",
+            {"room": "r1", "device": "d1"},
+            {"s": "x y", "u": UInt(2)},
+            1700000000000000002,
+        ),
         ("c", {"room": "r1", "device": "d1"}, {"b": True}, None),
     ]
 
@@ -148,10 +176,65 @@ def test_syntax_error_names_line_and_column() -> None:
 
 
 def test_time_outside_range_rejected() -> None:
-    decoder = create_decoder("line", {"precision": "s"})
+    decoder = create_decoder("line", {"precision": "s", "check_magnitude": False})
     error = decode_error(b"m f=1 9300000000000", decoder)
+    assert error.reason == "timestamp_out_of_range"
+    assert "outside the signed 64-bit range" in error.detail
+
+
+def test_time_beyond_64_bits_rejected() -> None:
+    error = decode_error(b"m f=1 9300000000000000000")
     assert error.reason == "line_protocol_error"
     assert "outside the signed 64-bit range" in error.detail
+
+
+@pytest.mark.parametrize(
+    ("payload", "precision", "fits"),
+    [
+        (b"cpu v=1 1796400000", "ns", "seconds"),
+        (b"cpu v=1 1796400000000", "ns", "milliseconds"),
+        (b"cpu v=1 1796400000000000", "ns", "microseconds"),
+        (b"cpu v=1 1796400000000", "s", "milliseconds"),
+        (b"cpu v=1 1796400000000000000", "ms", "nanoseconds"),
+    ],
+)
+def test_timestamp_in_wrong_unit_rejected(
+    payload: bytes, precision: str, fits: str
+) -> None:
+    error = decode_error(payload, create_decoder("line", {"precision": precision}))
+    assert error.reason == "timestamp_unit_mismatch"
+    assert f"its magnitude fits {fits}" in error.detail
+    assert "set the precision option to" in error.detail
+
+
+def test_wrong_unit_names_fitting_unit() -> None:
+    error = decode_error(b"cpu v=1 1700000000000000000\ncpu v=1 1796400000")
+    assert error.detail.startswith("the timestamp 1796400000 of point 2 ('cpu')")
+    assert "(2026-12-04T16:00:00Z): set the precision option to s" in error.detail
+
+
+def test_implausible_timestamp_in_any_unit() -> None:
+    for payload in (b"m v=1 5", b"m v=1 -1700000000"):
+        error = decode_error(payload)
+        assert error.reason == "timestamp_out_of_range"
+        assert "check_magnitude: false" in error.detail
+
+
+def test_magnitude_check_can_be_disabled() -> None:
+    decoder = create_decoder("line", {"check_magnitude": False})
+    ((_, _, _, time),) = decode(b"cpu v=1 1796400000", decoder)
+    assert time == 1_796_400_000
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"),
+    [(b"m time=1,v=2", "field"), (b"m,time=noon v=2", "tag")],
+)
+def test_time_key_rejected(payload: bytes, kind: str) -> None:
+    error = decode_error(payload)
+    assert error.reason == "reserved_key"
+    assert f"has a {kind} key 'time'" in error.detail
+    assert "rename the key on the device" in error.detail
 
 
 def test_invalid_utf8_rejected() -> None:
@@ -191,5 +274,11 @@ def test_decode_raises_only_decode_error(payload: bytes) -> None:
     try:
         decoder.decode(payload, make_context())
     except DecodeError as error:
-        assert error.reason in {"invalid_utf8", "line_protocol_error"}
+        assert error.reason in {
+            "invalid_utf8",
+            "line_protocol_error",
+            "reserved_key",
+            "timestamp_unit_mismatch",
+            "timestamp_out_of_range",
+        }
         assert error.detail

@@ -132,8 +132,22 @@ def scale_ns(value: Decimal | int, unit: str) -> int | None:
     return int(scaled)
 
 
-def _plausible(ns: int | None) -> bool:
+def plausible(ns: int | None) -> bool:
+    """Tell whether `ns` lies between 1973-03-03 and 2262-04-11."""
     return ns is not None and MIN_PLAUSIBLE_NS <= ns <= MAX_PLAUSIBLE_NS
+
+
+def fitting_unit(number: Decimal | int) -> tuple[TimeUnit, int] | None:
+    """Return the unit in which `number` is a plausible time, with its ns.
+
+    At most one unit fits (see the module docstring); None when none does.
+    """
+    unit: TimeUnit
+    for unit in ("s", "ms", "us", "ns"):
+        ns = scale_ns(number, unit)
+        if ns is not None and plausible(ns):
+            return unit, ns
+    return None
 
 
 def _as_number(value: Any, where: str) -> Decimal | int:
@@ -176,24 +190,23 @@ def numeric_to_ns(
             "invalid_timestamp", f"{where}: {number} is not a finite timestamp"
         )
     if unit == "auto":
-        for candidate in UNIT_NS:
-            ns = scale_ns(number, candidate)
-            if ns is not None and _plausible(ns):
-                return ns
-        raise _out_of_range(number, where)
+        fitting = fitting_unit(number)
+        if fitting is None:
+            raise _out_of_range(number, where)
+        return fitting[1]
     ns = scale_ns(number, unit)
-    if check and not _plausible(ns):
-        for candidate in UNIT_NS:
-            candidate_ns = scale_ns(number, candidate)
-            if candidate_ns is not None and _plausible(candidate_ns):
-                raise DecodeError(
-                    "timestamp_unit_mismatch",
-                    f"{where}: {number} is implausible in {UNIT_NAMES[unit]}; "
-                    f"its magnitude fits {UNIT_NAMES[candidate]} "
-                    f"({format_ns(candidate_ns)}): set the timestamp format to "
-                    f"{candidate}",
-                )
-        raise _out_of_range(number, where)
+    if check and not plausible(ns):
+        fitting = fitting_unit(number)
+        if fitting is None:
+            raise _out_of_range(number, where)
+        candidate, candidate_ns = fitting
+        raise DecodeError(
+            "timestamp_unit_mismatch",
+            f"{where}: {number} is implausible in {UNIT_NAMES[unit]}; "
+            f"its magnitude fits {UNIT_NAMES[candidate]} "
+            f"({format_ns(candidate_ns)}): set the timestamp format to "
+            f"{candidate}",
+        )
     if ns is None or not INT64_MIN <= ns <= INT64_MAX:
         raise _out_of_range(number, where)
     return ns

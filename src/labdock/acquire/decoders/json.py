@@ -72,8 +72,10 @@ class JsonOptions(DecoderOptions):
     tags: list[str] = Field(
         default_factory=list,
         description=(
-            "Paths of values that become tags instead of fields. A tag taken "
-            "from the payload replaces a topic tag of the same name."
+            "Paths of values that become tags instead of fields. A tag of the "
+            "same name from the topic template or the mapping wins, because the "
+            "broker's access rules protect topics, not payloads; a payload "
+            "value that differs is counted as tag_overridden."
         ),
         examples=[["sensor_id"]],
     )
@@ -261,8 +263,14 @@ class JsonDecoder:
             skip.append(tag_path)
             found, value, path = resolve(document, tag_path)
             text = tag_text(value, f"tag {tag_path!r}") if found else None
-            if text is not None:
-                tags[self.rules.name(path)] = text
+            if text is None:
+                continue
+            name = self.rules.name(path)
+            topic_value = context.tags.get(name)
+            if topic_value is None:
+                tags[name] = text
+            elif topic_value != text:
+                context.count_dropped("tag_overridden")
         time_ns = None
         if options.timestamp is not None and self.timestamp is not None:
             skip.append(options.timestamp.path)
