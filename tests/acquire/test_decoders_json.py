@@ -544,3 +544,46 @@ def test_equal_payload_tag_not_counted() -> None:
     points, context = decode(b'{"t":1,"device":"dev04"}', tags=["device"])
     assert points[0].tags == {"device": "dev04"}
     assert context.dropped == {}
+
+
+# Text times without a UTC offset.
+
+
+def test_naive_time_read_as_utc_and_counted() -> None:
+    for fmt, text in (
+        ("rfc3339", "2026-12-04T16:00:00"),
+        ("%d.%m.%Y %H:%M", "04.12.2026 16:00"),
+    ):
+        payload = f'{{"t":1,"ts":"{text}"}}'.encode()
+        points, context = decode(payload, timestamp={"path": "ts", "format": fmt})
+        assert points[0].time_ns == 1_796_400_000_000_000_000, fmt
+        assert context.dropped == {"naive_time_as_utc": 1}, fmt
+
+
+def test_naive_time_counted_once_per_message() -> None:
+    payload = (
+        b'{"readings":[{"t":1,"ts":"2026-12-04T16:00:00"},'
+        b'{"t":2,"ts":"2026-12-04T16:00:01"}]}'
+    )
+    timestamp = {"path": "ts", "format": "rfc3339"}
+    points, context = decode(payload, records="readings", timestamp=timestamp)
+    assert len(points) == 2
+    assert context.dropped == {"naive_time_as_utc": 1}
+
+
+def test_naive_time_with_zone_not_counted() -> None:
+    for zone, expected in (("UTC", 1_796_400_000), ("Europe/Berlin", 1_796_396_400)):
+        timestamp = {"path": "ts", "format": "rfc3339", "timezone": zone}
+        points, context = decode(
+            b'{"t":1,"ts":"2026-12-04T16:00:00"}', timestamp=timestamp
+        )
+        assert points[0].time_ns == expected * 10**9, zone
+        assert context.dropped == {}, zone
+
+
+def test_time_with_offset_not_counted() -> None:
+    for text in ("2026-12-04T16:00:00Z", "2026-12-04T17:00:00+01:00"):
+        payload = f'{{"t":1,"ts":"{text}"}}'.encode()
+        points, context = decode(payload, timestamp={"path": "ts", "format": "rfc3339"})
+        assert points[0].time_ns == 1_796_400_000_000_000_000, text
+        assert context.dropped == {}, text

@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 
 from labdock.acquire.config import AcquireConfig
-from labdock.acquire.decoders import DecodeContext, DecodeError, create_decoder
+from labdock.acquire.decoders import (
+    DecodeContext,
+    DecodeError,
+    create_decoder,
+    registry,
+)
 from labdock.acquire.pipeline import Pipeline
 from labdock.acquire.points import Point
 
@@ -648,3 +653,35 @@ def test_presets_work_through_the_pipeline() -> None:
         "shelly,component=temperature,component_id=0,device=shellyplus1pm-a8032ab12345 "
         "tC=21.5,tF=70.7 1709644930470000000"
     )
+
+
+def test_tasmota_naive_time_as_utc_counted() -> None:
+    points, dropped = run("tasmota", "tele/x/SENSOR", TASMOTA_SENSOR)
+    assert {p.time_ns for p in points} == {1_709_648_530_000_000_000}
+    assert dropped == {"naive_time_as_utc": 1}
+
+
+def test_tasmota_zone_set_not_counted() -> None:
+    for zone in ("Europe/Berlin", "UTC"):
+        _, dropped = run("tasmota", "tele/x/SENSOR", TASMOTA_SENSOR, timezone=zone)
+        assert dropped == {}, zone
+
+
+def test_tasmota_time_with_offset_not_counted() -> None:
+    payload = '{"Time":"2024-03-05T14:22:10+01:00","BME280":{"Pressure":1013.2}}'
+    _, dropped = run("tasmota", "tele/x/SENSOR", payload)
+    assert dropped == {}
+
+
+def test_tasmota_timezone_description_says_local() -> None:
+    field = registry()["tasmota"].options_model.model_fields["timezone"]
+    assert field.description is not None
+    assert "local time" in field.description
+    assert "set this to the device's zone" in field.description
+
+
+def test_zigbee2mqtt_naive_last_seen_counted() -> None:
+    payload = '{"temperature":21.5,"last_seen":"2024-03-05T14:22:10"}'
+    points, dropped = run("zigbee2mqtt", "zigbee2mqtt/kitchen", payload)
+    assert points[0].time_ns == 1_709_648_530_000_000_000
+    assert dropped == {"naive_time_as_utc": 1}

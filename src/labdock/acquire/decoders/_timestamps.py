@@ -17,14 +17,16 @@ naming milliseconds, and `auto` picks that one unit.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from functools import partial
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from labdock.acquire.decoders import DecodeError, DecoderOptions
+from labdock.acquire.decoders import DecodeContext, DecodeError, DecoderOptions
 from labdock.acquire.decoders._values import INT64_MAX, INT64_MIN, parse_decimal_text
 
 TimeUnit = Literal["s", "ms", "us", "ns"]
@@ -43,6 +45,7 @@ _RFC3339 = re.compile(
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
 )
 _NAMED_FORMATS = ("s", "ms", "us", "ns", "auto", "rfc3339")
+NAIVE_AS_UTC = "naive_time_as_utc"
 
 
 class TimestampOptions(DecoderOptions):
@@ -65,8 +68,12 @@ class TimestampOptions(DecoderOptions):
         "UTC",
         description=(
             "IANA time zone of a text timestamp that carries no UTC offset "
-            "(an rfc3339 value without one, or a pattern without %z)."
+            "(an rfc3339 value such as 2026-12-04T16:00:00, or a pattern without "
+            "%z). Unless it is set, such a time is read as UTC and each message "
+            "with one is counted as naive_time_as_utc; set it to the device's "
+            "zone when the device sends local time."
         ),
+        examples=["Europe/Berlin"],
     )
     required: bool = Field(
         True,
@@ -232,11 +239,24 @@ def _datetime_ns(moment: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
-def rfc3339_to_ns(value: Any, default_zone: tzinfo, where: str) -> int:
+def count_naive_as_utc(context: DecodeContext) -> None:
+    """Count a time without UTC offset read as UTC by default, once per message."""
+    if NAIVE_AS_UTC not in context.dropped:
+        context.count_dropped(NAIVE_AS_UTC)
+
+
+def rfc3339_to_ns(
+    value: Any,
+    default_zone: tzinfo,
+    where: str,
+    *,
+    on_naive: Callable[[], None] | None = None,
+) -> int:
     """Convert an RFC 3339 time to ns, keeping up to nine fraction digits exactly.
 
-    A time without a UTC offset is read in `default_zone`. A leap second
-    (:60) counts as the first instant of the next minute.
+    A time without a UTC offset is read in `default_zone`, and `on_naive` is
+    called for it. A leap second (:60) counts as the first instant of the
+    next minute.
     """
     if not isinstance(value, str):
         raise DecodeError(
@@ -266,6 +286,8 @@ def rfc3339_to_ns(value: Any, default_zone: tzinfo, where: str) -> int:
             ) from None
     else:
         zone = default_zone
+        if on_naive is not None:
+            on_naive()
     try:
         moment = datetime(
             year, month, day, hour, minute, 59 if leap else second, tzinfo=zone
@@ -280,8 +302,19 @@ def rfc3339_to_ns(value: Any, default_zone: tzinfo, where: str) -> int:
     return _check_range(ns, value, where)
 
 
-def strftime_to_ns(value: Any, pattern: str, default_zone: tzinfo, where: str) -> int:
-    """Convert a time written with the strftime `pattern` to ns since the epoch."""
+def strftime_to_ns(
+    value: Any,
+    pattern: str,
+    default_zone: tzinfo,
+    where: str,
+    *,
+    on_naive: Callable[[], None] | None = None,
+) -> int:
+    """Convert a time written with the strftime `pattern` to ns since the epoch.
+
+    A time without a UTC offset is read in `default_zone`, and `on_naive` is
+    called for it.
+    """
     if not isinstance(value, str):
         raise DecodeError(
             "invalid_timestamp",
@@ -298,6 +331,8 @@ def strftime_to_ns(value: Any, pattern: str, default_zone: tzinfo, where: str) -
         # NOTE: a local time that a daylight saving change repeats is read as
         # the earlier of the two instants (fold=0).
         moment = moment.replace(tzinfo=default_zone)
+        if on_naive is not None:
+            on_naive()
     return _check_range(_datetime_ns(moment), value, where)
 
 
@@ -317,13 +352,23 @@ class TimestampReader:
     def __init__(self, options: TimestampOptions) -> None:
         self.options = options
         self.zone = load_timezone(options.timezone)
+        self.zone_is_default = "timezone" not in options.model_fields_set
 
-    def to_ns(self, value: Any, where: str) -> int:
-        """Convert `value` (an int, float, `Decimal` or string) to ns."""
+    def to_ns(
+        self, value: Any, where: str, context: DecodeContext | None = None
+    ) -> int:
+        """Convert `value` (an int, float, `Decimal` or string) to ns.
+
+        A text time without UTC offset, read as UTC because the timezone
+        option is not set, is counted as `naive_time_as_utc` on `context`.
+        """
         fmt = self.options.format
+        on_naive = None
+        if context is not None and self.zone_is_default:
+            on_naive = partial(count_naive_as_utc, context)
         if fmt == "rfc3339":
-            return rfc3339_to_ns(value, self.zone, where)
+            return rfc3339_to_ns(value, self.zone, where, on_naive=on_naive)
         if "%" in fmt:
-            return strftime_to_ns(value, fmt, self.zone, where)
+            return strftime_to_ns(value, fmt, self.zone, where, on_naive=on_naive)
         unit: Any = fmt
         return numeric_to_ns(value, unit, where, check=self.options.check_magnitude)

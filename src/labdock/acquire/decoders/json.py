@@ -274,14 +274,17 @@ class JsonDecoder:
         time_ns = None
         if options.timestamp is not None and self.timestamp is not None:
             skip.append(options.timestamp.path)
-            time_ns = self._time_ns(document, exact_document)
+            time_ns = self._time_ns(document, context, exact_document)
         fields = collect_fields(
             document, self.rules, context, skip=skip, exact=exact_document
         )
         return Point(measurement, tags, fields, time_ns)
 
     def _time_ns(
-        self, document: dict[str, Any], exact_document: Callable[[], Any]
+        self,
+        document: dict[str, Any],
+        context: DecodeContext,
+        exact_document: Callable[[], Any],
     ) -> int | None:
         assert self.options.timestamp is not None and self.timestamp is not None
         path_text = self.options.timestamp.path
@@ -296,7 +299,7 @@ class JsonDecoder:
             return None
         if isinstance(value, float):
             value = lookup(exact_document(), path)
-        return self.timestamp.to_ns(value, f"timestamp {path_text!r}")
+        return self.timestamp.to_ns(value, f"timestamp {path_text!r}", context)
 
 
 def _merge_record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -17,6 +18,7 @@ from labdock.acquire.decoders._fields import FieldRules, StringPolicy, collect_f
 from labdock.acquire.decoders._text import decode_utf8, load_json, require_payload
 from labdock.acquire.decoders._timestamps import (
     MIN_PLAUSIBLE_NS,
+    count_naive_as_utc,
     load_timezone,
     rfc3339_to_ns,
 )
@@ -44,15 +46,24 @@ class TasmotaOptions(DecoderOptions):
     (commands under cmnd/, INFO, other STATUS replies) are ignored and counted
     as `ignored_topic`.
 
-    The `Time` field is the device time, local to the device unless it
-    carries a UTC offset (SetOption52). A time before 1973, which a device
-    sends before it has synchronized its clock, is replaced by the arrival
-    time and counted as `unsynchronized_clock`.
+    The `Time` field is the device time. Tasmota writes it in the device's
+    local time (its Timezone setting) without a UTC offset, unless
+    SetOption52 adds one, so set `timezone` to the device's zone. Until it
+    is set, a Time without offset is read as UTC and each such message is
+    counted as `naive_time_as_utc`. A time before 1973, which a device sends
+    before it has synchronized its clock, is replaced by the arrival time and
+    counted as `unsynchronized_clock`.
     """
 
     timezone: str = Field(
         "UTC",
-        description="IANA time zone of the device's Time field (its Timezone setting).",
+        description=(
+            "IANA time zone of the device's Time field. Tasmota's Time is the "
+            "device's local time without UTC offset (unless SetOption52 is on), "
+            "so set this to the device's zone (its Timezone setting); the "
+            "default UTC is right only for devices that run on UTC, and each "
+            "message read with it is counted as naive_time_as_utc."
+        ),
         examples=["Europe/Berlin"],
     )
     device_time: bool = Field(
@@ -94,6 +105,7 @@ class TasmotaDecoder:
     def __init__(self, options: TasmotaOptions) -> None:
         self.options = options
         self.zone = load_timezone(options.timezone)
+        self.zone_is_default = "timezone" not in options.model_fields_set
         self.rules = FieldRules(strings=options.strings, on_off_bool=True)
 
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
@@ -121,10 +133,15 @@ class TasmotaDecoder:
         value = document.pop("Time", None)
         if value is None or not self.options.device_time:
             return None
-        time_ns = rfc3339_to_ns(value, self.zone, "Time")
+        naive: list[bool] = []
+        time_ns = rfc3339_to_ns(
+            value, self.zone, "Time", on_naive=partial(naive.append, True)
+        )
         if time_ns < MIN_PLAUSIBLE_NS:
             context.count_dropped("unsynchronized_clock")
             return None
+        if naive and self.zone_is_default:
+            count_naive_as_utc(context)
         return time_ns
 
     def _sensor(self, document: dict[str, Any], context: DecodeContext) -> list[Point]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import Field
@@ -19,7 +20,7 @@ from labdock.acquire.decoders._fields import (
     collect_fields,
 )
 from labdock.acquire.decoders._text import load_json, load_json_exact
-from labdock.acquire.decoders._timestamps import rfc3339_to_ns
+from labdock.acquire.decoders._timestamps import count_naive_as_utc, rfc3339_to_ns
 from labdock.acquire.decoders._values import FieldType, to_float, to_int
 from labdock.acquire.points import FieldValue, Point
 
@@ -115,7 +116,12 @@ class TtnDecoder:
             )
         time_ns = None
         if self.options.time == "received_at" and message.get("received_at"):
-            time_ns = rfc3339_to_ns(message["received_at"], UTC, "received_at")
+            time_ns = rfc3339_to_ns(
+                message["received_at"],
+                UTC,
+                "received_at",
+                on_naive=partial(count_naive_as_utc, context),
+            )
         return [
             Point(context.measurement, self._tags(message, context), fields, time_ns)
         ]

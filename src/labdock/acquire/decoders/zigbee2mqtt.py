@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import Field
@@ -20,7 +21,11 @@ from labdock.acquire.decoders._text import (
     load_json_exact,
     require_payload,
 )
-from labdock.acquire.decoders._timestamps import numeric_to_ns, rfc3339_to_ns
+from labdock.acquire.decoders._timestamps import (
+    count_naive_as_utc,
+    numeric_to_ns,
+    rfc3339_to_ns,
+)
 from labdock.acquire.decoders._values import (
     FieldType,
     parse_decimal_text,
@@ -145,7 +150,7 @@ class Zigbee2mqttDecoder:
 
         time_ns = None
         if self.options.last_seen == "time" and document.get("last_seen") is not None:
-            time_ns = _last_seen_ns(document["last_seen"])
+            time_ns = _last_seen_ns(document["last_seen"], context)
         fields = collect_fields(
             document, self.rules, context, exact=lambda: load_json_exact(payload)
         )
@@ -196,7 +201,10 @@ class Zigbee2mqttDecoder:
         return [Point(context.measurement, self._tags(context, device), fields)]
 
 
-def _last_seen_ns(value: Any) -> int:
+def _last_seen_ns(value: Any, context: DecodeContext) -> int:
     if isinstance(value, str):
-        return rfc3339_to_ns(value, UTC, "last_seen")
+        # Zigbee2MQTT's ISO_8601 and ISO_8601_local formats both carry an
+        # offset, so a time without one is read as UTC and counted.
+        on_naive = partial(count_naive_as_utc, context)
+        return rfc3339_to_ns(value, UTC, "last_seen", on_naive=on_naive)
     return numeric_to_ns(value, "ms", "last_seen")
