@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any
 
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from labdock.acquire.config import AcquireConfig
 from labdock.acquire.decoders import DecodeContext, create_decoder, registry
 from labdock.acquire.decoders._timestamps import TimestampOptions
 
@@ -47,3 +51,50 @@ def test_context_counts_dropped_values() -> None:
     context.count_dropped("null")
     context.count_dropped("null", 2)
     assert context.dropped == {"null": 3}
+
+
+def option_errors(name: str, options: dict[str, Any]) -> list[tuple[Any, str]]:
+    with pytest.raises(ValidationError) as caught:
+        create_decoder(name, options)
+    return [(error["loc"], error["msg"]) for error in caught.value.errors()]
+
+
+def test_unknown_option_lists_valid_ones() -> None:
+    ((loc, message),) = option_errors("line", {"bogus": 1})
+    assert loc == ("bogus",)
+    assert message == (
+        "unknown option 'bogus'; valid options are precision, check_magnitude"
+    )
+
+
+def test_unknown_nested_option_lists_valid_ones() -> None:
+    ((loc, message),) = option_errors(
+        "json", {"timestamp": {"path": "t", "formt": "s"}}
+    )
+    assert loc == ("timestamp", "formt")
+    assert message.startswith("unknown option 'formt'; valid options are path, format")
+
+
+def test_other_option_errors_unchanged() -> None:
+    options = {"number_type": "x", "bogus": 1, "rename": {"a": ""}}
+    errors = dict(option_errors("json", options))
+    assert errors[("number_type",)] == "Input should be 'float' or 'auto'"
+    assert errors[("rename",)] == "Value error, rename gives an empty name to a"
+    assert errors[("bogus",)].startswith("unknown option 'bogus'; valid options")
+
+
+def test_every_decoder_names_valid_options() -> None:
+    for name, spec in registry().items():
+        ((_, message),) = option_errors(name, {"bogus": 1})
+        for option in spec.options_model.model_fields:
+            assert option in message, (name, option)
+
+
+def test_unknown_option_in_configuration() -> None:
+    mapping = {"topic": "lab/{measurement}", "format": "line", "options": {"bogus": 1}}
+    with pytest.raises(ValidationError) as caught:
+        AcquireConfig.model_validate({"mappings": [mapping]})
+    assert (
+        "options.bogus: unknown option 'bogus'; valid options are precision, "
+        "check_magnitude" in str(caught.value)
+    )

@@ -17,9 +17,10 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from labdock.acquire.points import Point
 
@@ -71,7 +72,10 @@ class Decoder(Protocol):
 
 
 class DecoderOptions(BaseModel):
-    """Base of every decoder's options: unknown keys are an error."""
+    """Base of every decoder's options: unknown keys are an error.
+
+    `create_decoder` rewrites that error to list the valid option names.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -130,7 +134,66 @@ def create_decoder(name: str, options: Mapping[str, Any] | None = None) -> Decod
     """Build the decoder `name` with `options`.
 
     Raises KeyError for an unknown name and pydantic.ValidationError for
-    invalid options.
+    invalid options. The error for an unknown option names the valid ones.
     """
     spec = registry()[name]
-    return spec.factory(spec.options_model.model_validate(dict(options or {})))
+    try:
+        validated = spec.options_model.model_validate(dict(options or {}))
+    except ValidationError as error:
+        raise _with_valid_option_names(error, spec.options_model) from None
+    return spec.factory(validated)
+
+
+def _with_valid_option_names(
+    error: ValidationError, model: type[DecoderOptions]
+) -> ValidationError:
+    """Return `error` with each unknown-option error listing the valid names.
+
+    Every error keeps its location and type. Its message is passed through a
+    `{message}` template, so that braces in it are not read as placeholders.
+    """
+    details: list[InitErrorDetails] = []
+    for item in error.errors():
+        message = item["msg"]
+        owner = _options_model_at(model, item["loc"][:-1])
+        if item["type"] == "extra_forbidden" and owner is not None:
+            message = (
+                f"unknown option {item['loc'][-1]!r}; valid options are "
+                + ", ".join(owner.model_fields)
+            )
+        details.append(
+            {
+                "type": PydanticCustomError(
+                    item["type"], "{message}", {"message": message}
+                ),
+                "loc": item["loc"],
+                "input": item["input"],
+            }
+        )
+    return ValidationError.from_exception_data(error.title, details)
+
+
+def _options_model_at(
+    model: type[DecoderOptions], loc: tuple[int | str, ...]
+) -> type[DecoderOptions] | None:
+    """Return the options model at `loc` inside `model`, such as `timestamp`."""
+    current = model
+    for part in loc:
+        if isinstance(part, int):  # an index into a list of option objects
+            continue
+        field_info = current.model_fields.get(part)
+        found = None if field_info is None else _options_model_in(field_info.annotation)
+        if found is None:
+            return None
+        current = found
+    return current
+
+
+def _options_model_in(annotation: Any) -> type[DecoderOptions] | None:
+    if isinstance(annotation, type) and issubclass(annotation, DecoderOptions):
+        return annotation
+    for argument in get_args(annotation):
+        found = _options_model_in(argument)
+        if found is not None:
+            return found
+    return None
