@@ -587,3 +587,37 @@ def test_time_with_offset_not_counted() -> None:
         points, context = decode(payload, timestamp={"path": "ts", "format": "rfc3339"})
         assert points[0].time_ns == 1_796_400_000_000_000_000, text
         assert context.dropped == {}, text
+
+
+# The key `time`, which InfluxDB can't store.
+
+
+def test_time_field_rejected_with_rename_fix() -> None:
+    for payload in (b'{"time":1,"t":2}', b'{"meta":{"x":1},"time":"noon"}'):
+        with pytest.raises(DecodeError) as caught:
+            decode(payload)
+        assert caught.value.reason == "reserved_key"
+        assert "becomes the field key 'time'" in caught.value.detail
+        assert "rename option (time: new_name)" in caught.value.detail
+
+
+def test_time_tag_rejected() -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode(
+            b'{"t":1,"meta":{"time":"noon"}}',
+            tags=["meta.time"],
+            rename={"meta.time": "time"},
+        )
+    assert caught.value.reason == "reserved_key"
+    assert "becomes the tag key 'time'" in caught.value.detail
+
+
+def test_renamed_time_field_accepted() -> None:
+    assert fields(b'{"time":1,"t":2}', rename={"time": "uptime"}) == {
+        "uptime": 1.0,
+        "t": 2.0,
+    }
+
+
+def test_nested_time_key_allowed() -> None:
+    assert fields(b'{"gps":{"time":1}}') == {"gps_time": 1.0}

@@ -685,3 +685,16 @@ def test_zigbee2mqtt_naive_last_seen_counted() -> None:
     points, dropped = run("zigbee2mqtt", "zigbee2mqtt/kitchen", payload)
     assert points[0].time_ns == 1_709_648_530_000_000_000
     assert dropped == {"naive_time_as_utc": 1}
+
+
+def test_time_key_in_presets_rejected() -> None:
+    cases = [
+        ("tasmota", "tele/x/SENSOR", '{"AM2301":{"time":1}}', "rename the key"),
+        ("zigbee2mqtt", "zigbee2mqtt/x", '{"time":1}', "exclude option"),
+        ("esphome", "esphome/sensor/time/state", "21.5", "rename it"),
+    ]
+    for name, topic, payload, fix in cases:
+        with pytest.raises(DecodeError) as caught:
+            run(name, topic, payload)
+        assert caught.value.reason == "reserved_key", name
+        assert fix in caught.value.detail, name

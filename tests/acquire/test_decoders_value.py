@@ -131,3 +131,9 @@ def test_exact_or_fractional_number_not_counted() -> None:
         context = DecodeContext("lab/r1/d1/count", "count", {}, 1)
         create_decoder("value").decode(payload, context)
         assert context.dropped == {}, payload
+
+
+def test_time_field_name_rejected() -> None:
+    with pytest.raises(ValidationError) as caught:
+        create_decoder("value", {"field": "time"})
+    assert "the field name 'time' is reserved" in str(caught.value)

@@ -172,3 +172,12 @@ def test_payload_argument_and_file_conflict(runner: CliRunner, config: Path) -> 
         main, ["decode", "--config", str(config), "--file", str(config), "a/b", "{}"]
     )
     assert result.exit_code == 2
+
+
+def test_time_key_is_deadletter(runner: CliRunner, config: Path) -> None:
+    arguments = ["decode", "--config", str(config), "--time", ARRIVAL]
+    result = runner.invoke(main, [*arguments, "plant/dev04/env", '{"time":5,"t":1}'])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "dead letter: reserved_key: the value at 'time'" in result.stderr
+    assert "rename option (time: new_name)" in result.stderr

@@ -24,6 +24,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from labdock.acquire.points import Point
 
+# The key of the time column in InfluxQL, which InfluxDB 1.6 (tried with
+# its /write endpoint) rejects as a tag key and silently drops as a field key.
+RESERVED_KEY = "time"
+
 
 class DecodeError(Exception):
     """A payload that can't be turned into points.
@@ -135,13 +139,43 @@ def create_decoder(name: str, options: Mapping[str, Any] | None = None) -> Decod
 
     Raises KeyError for an unknown name and pydantic.ValidationError for
     invalid options. The error for an unknown option names the valid ones.
+    The decoder returned raises `reserved_key` for a point with a field or
+    tag key `time`.
     """
     spec = registry()[name]
     try:
         validated = spec.options_model.model_validate(dict(options or {}))
     except ValidationError as error:
         raise _with_valid_option_names(error, spec.options_model) from None
-    return spec.factory(validated)
+    return _ReservedKeyCheck(spec.factory(validated))
+
+
+class _ReservedKeyCheck:
+    """Rejects points with a field or tag key `time`, whatever decoder made them.
+
+    The json and line decoders reject the key earlier with a fix specific to
+    them. This catches the rest, such as an ESPHome entity or a topic level
+    named time.
+    """
+
+    __slots__ = ("decoder",)
+
+    def __init__(self, decoder: Decoder) -> None:
+        self.decoder = decoder
+
+    def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
+        points = self.decoder.decode(payload, context)
+        for point in points:
+            if RESERVED_KEY in point.fields or RESERVED_KEY in point.tags:
+                kind = "field" if RESERVED_KEY in point.fields else "tag"
+                raise DecodeError(
+                    "reserved_key",
+                    f"a point of measurement {point.measurement!r} has the {kind} "
+                    "key 'time', which InfluxDB can't store; rename it on the "
+                    "device, with the decoder's rename option, or in the topic "
+                    "template",
+                )
+        return points
 
 
 def _with_valid_option_names(

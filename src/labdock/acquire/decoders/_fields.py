@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from labdock.acquire.decoders import DecodeContext, DecodeError
+from labdock.acquire.decoders import RESERVED_KEY, DecodeContext, DecodeError
 from labdock.acquire.decoders._values import (
     FieldType,
     NumberType,
@@ -27,6 +27,10 @@ from labdock.acquire.points import FieldValue
 JsonPath = tuple[str | int, ...]
 StringPolicy = Literal["keep", "ignore"]
 ArrayPolicy = Literal["index", "ignore"]
+
+RENAME_FIX = "give it another name with the rename option ({path}: new_name)"
+EXCLUDE_FIX = "leave it out with the exclude option or rename the key on the device"
+DEVICE_FIX = "rename the key on the device"
 
 # Above this magnitude orjson returns a float for an integer literal that
 # doesn't fit 64 bits, so the exact document shows which one the device sent.
@@ -94,6 +98,19 @@ def _ancestors(path: JsonPath) -> list[tuple[int, str]]:
     return [(length, dotted(path[:length])) for length in range(len(path), 0, -1)]
 
 
+def check_reserved_key(name: str, kind: str, path: str, fix: str) -> None:
+    """Raise `reserved_key` when the field or tag `name` is InfluxDB's `time`.
+
+    `fix` says how to give it another name, with `{path}` replaced by `path`.
+    """
+    if name == RESERVED_KEY:
+        raise DecodeError(
+            "reserved_key",
+            f"the value at {path!r} becomes the {kind} key {RESERVED_KEY!r}, which "
+            f"InfluxDB can't store; {fix.replace('{path}', path)}",
+        )
+
+
 def tag_text(value: Any, where: str) -> str | None:
     """Return the tag value for a decoded value, None for JSON null."""
     if value is None:
@@ -123,6 +140,8 @@ class FieldRules:
     include: Collection[str] | None = None
     exclude: Collection[str] = ()
     on_off_bool: bool = False
+    # How to fix a value named `time`, for the `reserved_key` error.
+    reserved_key_fix: str = DEVICE_FIX
 
     def name(self, path: JsonPath) -> str:
         """Return the field or tag name of the value at `path`."""
@@ -227,6 +246,7 @@ def collect_fields(
                 f"the value at {key!r} has an empty key; give it a name with "
                 "the rename option",
             )
+        check_reserved_key(name, "field", key, rules.reserved_key_fix)
         if name in fields:
             earlier = sources.get(name, name)
             raise DecodeError(

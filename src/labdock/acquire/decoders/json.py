@@ -14,10 +14,12 @@ from labdock.acquire.decoders import (
     register,
 )
 from labdock.acquire.decoders._fields import (
+    RENAME_FIX,
     ArrayPolicy,
     FieldRules,
     JsonPath,
     StringPolicy,
+    check_reserved_key,
     collect_fields,
     lookup,
     remove,
@@ -170,6 +172,7 @@ class JsonDecoder:
             rename=options.rename,
             include=None if options.fields is None else tuple(options.fields),
             exclude=tuple(options.exclude),
+            reserved_key_fix=RENAME_FIX,
         )
         self.timestamp = (
             None if options.timestamp is None else TimestampReader(options.timestamp)
@@ -266,6 +269,7 @@ class JsonDecoder:
             if text is None:
                 continue
             name = self.rules.name(path)
+            check_reserved_key(name, "tag", tag_path, RENAME_FIX)
             topic_value = context.tags.get(name)
             if topic_value is None:
                 tags[name] = text

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field
 
 from labdock.acquire.decoders import (
+    RESERVED_KEY,
     DecodeContext,
     DecodeError,
     DecoderOptions,
@@ -29,16 +30,14 @@ from labdock.acquire.decoders._timestamps import (
 from labdock.acquire.lineprotocol import LineProtocolError, parse_line_protocol
 from labdock.acquire.points import INT64_MAX, INT64_MIN, Point
 
-RESERVED_KEY = "time"
-
 
 class LineOptions(DecoderOptions):
     """Options of the `line` decoder.
 
     A tag in the line whose key the topic template or the mapping also sets
     is overwritten with the topic's value and counted as `tag_overridden` in
-    the dropped values. A field or tag key `time`, which InfluxDB rejects, is
-    a dead letter (`reserved_key`). A timestamp that is implausible in
+    the dropped values. A field or tag key `time`, which InfluxDB can't
+    store, is a dead letter (`reserved_key`). A timestamp that is implausible in
     `precision` (before 1973-03-03 or after 2262-04-11) is a dead letter
     naming the unit it fits (`timestamp_unit_mismatch`), or
     `timestamp_out_of_range` when it fits none, unless `check_magnitude` is
@@ -137,7 +136,7 @@ def _check_reserved_keys(point: Point, number: int) -> None:
         raise DecodeError(
             "reserved_key",
             f"point {number} ({point.measurement!r}) has a {kind} key "
-            f"{RESERVED_KEY!r}, which InfluxDB rejects; rename the key on the "
+            f"{RESERVED_KEY!r}, which InfluxDB can't store; rename the key on the "
             "device, because the line decoder has no rename option",
         )
 

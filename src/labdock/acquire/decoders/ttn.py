@@ -15,6 +15,7 @@ from labdock.acquire.decoders import (
     register,
 )
 from labdock.acquire.decoders._fields import (
+    EXCLUDE_FIX,
     FieldRules,
     StringPolicy,
     collect_fields,
@@ -90,6 +91,7 @@ class TtnDecoder:
             strings=options.strings,
             types=options.types,
             exclude=tuple(options.exclude),
+            reserved_key_fix=EXCLUDE_FIX,
         )
 
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:

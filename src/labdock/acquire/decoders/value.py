@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 import orjson
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from labdock.acquire.decoders import (
+    RESERVED_KEY,
     DecodeContext,
     DecoderOptions,
     register,
@@ -61,6 +62,16 @@ class ValueOptions(DecoderOptions):
         default_factory=lambda: list(DEFAULT_FALSE),
         description="Words read as false, in any case.",
     )
+
+    @field_validator("field")
+    @classmethod
+    def _check_field(cls, value: str) -> str:
+        if value == RESERVED_KEY:
+            raise ValueError(
+                f"the field name {RESERVED_KEY!r} is reserved by InfluxDB for the "
+                "time column; choose another, such as value"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_words(self) -> ValueOptions:

@@ -14,7 +14,12 @@ from labdock.acquire.decoders import (
     DecoderOptions,
     register,
 )
-from labdock.acquire.decoders._fields import FieldRules, StringPolicy, collect_fields
+from labdock.acquire.decoders._fields import (
+    EXCLUDE_FIX,
+    FieldRules,
+    StringPolicy,
+    collect_fields,
+)
 from labdock.acquire.decoders._text import (
     decode_utf8,
     load_json,
@@ -119,6 +124,7 @@ class Zigbee2mqttDecoder:
             types=options.types,
             exclude=tuple(exclude),
             on_off_bool=True,
+            reserved_key_fix=EXCLUDE_FIX,
         )
 
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
