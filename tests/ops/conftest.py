@@ -237,8 +237,22 @@ def stack(
     try:
         yield tree
     finally:
-        tree.compose(
-            "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False
+        # By project name, so that teardown works whatever the test did to
+        # the tree's files.
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "docker-compose"),
+                "-p",
+                name,
+                "down",
+                "--volumes",
+                "--remove-orphans",
+                "--timeout",
+                "5",
+            ],
+            env={**os.environ, "DOCKER_HOST": docker_engine.host},
+            cwd=tmp_path,
+            capture_output=True,
         )
         subprocess.run(
             ["docker", "-H", docker_engine.host, "network", "rm", f"{name}_public"],

@@ -8,8 +8,8 @@ one run carry the run's start time, so retention per service and part
 keeps or drops whole runs, and a run is identified by that time.
 
 A service that fails does not stop the run: the run goes on with the other
-services, forgets the failed service's snapshots of this run, and reports
-the failure at the end.
+services, removes the failed service's snapshots of this run with restic
+forget, and reports the failure at the end.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Part:
 
 @dataclass(frozen=True)
 class ServicePlan:
-    """What a run backs up of one service, and how it keeps it consistent."""
+    """The parts of one service that a run backs up, and its backup method."""
 
     service: str
     method: str
@@ -560,9 +560,9 @@ class BackupRunner:
 def volume_directory(name: str) -> Path:
     """Return the host directory of a Docker volume, checked to be readable.
 
-    Volumes are read in place, so ownership and modes survive a restore;
-    that needs labdock on the Docker host with access to the engine's data
-    root (as root for the default /var/lib/docker).
+    Volumes are read in place, so ownership and modes survive a restore.
+    This needs labdock on the Docker host with access to the engine's data
+    root, which means root for the default /var/lib/docker.
     """
     volume = docker.inspect_volume(name)
     if volume is None:

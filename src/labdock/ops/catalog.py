@@ -58,7 +58,7 @@ def select_parts(
     """Return the parts of `service` from `run`, or from its latest run on `host`.
 
     Raises OpsError naming the hosts that do have snapshots when `host` has
-    none, so that a restore on a new machine can say --from-host.
+    none, so that a restore on a new machine can suggest --from-host.
     """
     on_host = [s for s in snapshots if s.hostname == host and s.service == service]
     if not on_host:

@@ -22,9 +22,9 @@ class _UTCFormatter(logging.Formatter):
 def setup_logging(verbose: bool = False) -> None:
     """Send labdock's log lines to stderr.
 
-    On a terminal only warnings and errors are shown unless `verbose`, so
-    that they do not break the progress bar; elsewhere (cron, systemd)
-    every step is logged.
+    On a terminal only warnings and errors are shown unless `verbose`,
+    because info lines would break the progress bar. Elsewhere (cron,
+    systemd) every step is logged.
     """
     logger = logging.getLogger("labdock")
     if verbose or not sys.stderr.isatty():

@@ -6,10 +6,10 @@ waits until it is healthy. When it is not healthy in time, the service is
 recreated from the recorded image and checked again. Every attempt is
 appended to TREE/.labdock/deployments.jsonl.
 
-The image is switched through the `${NAME_IMAGE:-...}` variable that each
-shipped service's `image:` has: set in the environment for the Compose
-calls during the update, and written to .env (or NAME_VERSION, for a
-version) only once the new image is healthy.
+Each shipped service's `image:` has a `${NAME_IMAGE:-...}` variable, and
+the update switches the image through it. The variable is set in the
+environment of the Compose calls during the update. It is written to .env
+(or NAME_VERSION, for a version) only once the new image is healthy.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def image_record(reference: str, image_id: str) -> ImageRecord:
 
 @dataclass
 class Outcome:
-    """What an update or rollback did, for the command's output and exit code."""
+    """The result of an update or rollback, for the command's output and exit code."""
 
     deployment: Deployment
     ok: bool
@@ -395,8 +395,8 @@ class Deployer:
         image_variable: str,
         deployment: Deployment,
     ) -> None:
-        # A pull of the same tag moves the tag to the new image; pin the
-        # service by digest so that the next `labdock up` keeps the good one.
+        # A pull of the same tag moves the tag to the new image, so the
+        # service is pinned by digest and the next `labdock up` keeps it.
         configured = str(self.project.service(service).get("image", ""))
         resolved = docker.inspect_image(configured) if configured else None
         if resolved is not None and str(resolved.get("Id")) == before.image_id:

@@ -159,7 +159,9 @@ def image_passwd(image: str) -> str | None:
                 return None
             return target.read_text(encoding="utf-8", errors="replace")
     finally:
-        docker("rm", "--force", container, check=False)
+        # --volumes: the image's VOLUME entries gave the container anonymous
+        # volumes, which would outlive it.
+        docker("rm", "--force", "--volumes", container, check=False)
 
 
 def container_status(container: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""`labdock doctor [SERVICE]`: find why a service misbehaves, and say the fix.
+"""`labdock doctor [SERVICE]`: find why a service misbehaves, and print the fix.
 
 Three groups of checks, each finding carrying its fix:
 
@@ -525,7 +525,7 @@ def network_findings(
 
 
 def router_findings(routers: Sequence[Mapping[str, Any]]) -> list[Finding]:
-    """Turn Traefik's /api/http/routers answer into findings."""
+    """Turn Traefik's /api/http/routers response into findings."""
     findings = []
     for router in routers:
         errors = [str(e) for e in router.get("error") or []]
@@ -577,7 +577,7 @@ def traefik_routers(
         pool.close()
     if response.status != 200:
         raise OpsError(
-            f"Traefik's API at {address} (Host {host}) answered HTTP "
+            f"Traefik's API at {address} (Host {host}) returned HTTP "
             f"{response.status}; a 403 means ADMIN_ALLOWLIST does not include "
             "the address labdock connects from"
         )

@@ -1,10 +1,11 @@
 """`labdock health`: one verdict per check, for people and monitoring systems.
 
-Checks: each container's state, healthcheck, restarts and OOM kills; each
-service's own health endpoint, probed from inside its container (the
-services sit on an internal network without published ports); the expiry of
-Traefik's ACME certificates; free space on the filesystems of the data
-volumes; the age of each service's last successful backup.
+The checks cover each container's state, healthcheck, restarts and OOM
+kills, and each service's own health endpoint. Endpoints are probed from
+inside the container, because the services are on an internal network
+without published ports. Then the expiry of Traefik's ACME certificates,
+free space on the filesystems of the data volumes, and the age of each
+service's last successful backup.
 
 Severities follow the Nagios plugin convention, which monitoring systems
 read from the exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the
@@ -84,7 +85,7 @@ def parse_influx_health(returncode: int, output: str) -> tuple[str, str]:
     try:
         data = json.loads(output)
     except json.JSONDecodeError:
-        # A 2xx answer that is not JSON (curl -f failed otherwise).
+        # A 2xx response that is not JSON (curl -f fails on any other status).
         return OK, output.strip()[:80] or "200"
     if isinstance(data, dict) and data.get("status") != "pass":
         return CRITICAL, f"status {data.get('status')}: {data.get('message', '')}"

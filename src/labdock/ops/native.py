@@ -167,7 +167,7 @@ def harbor_dump(staging: Path, timeout: float | None = None) -> Path:
             f"pg_dump of {HARBOR_DATABASE} in {HARBOR_DB_CONTAINER} failed with exit "
             f"code {result.returncode}: {result.stderr.strip()[-1000:]}"
         )
-    # NOTE: the dump passes through memory as text; Harbor's database holds
+    # NOTE: the dump passes through memory as text; Harbor's database stores
     # metadata only (blobs are in the registry storage), so it stays small.
     (target / f"{HARBOR_DATABASE}.sql").write_text(result.stdout, encoding="utf-8")
     return target

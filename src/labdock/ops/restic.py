@@ -42,7 +42,7 @@ _LOCKED = "repository is already locked"
 
 
 class ResticError(OpsError):
-    """A restic command failed; `kind` says why when it is known."""
+    """A restic command failed; `kind` names the cause when it is known."""
 
     def __init__(self, message: str, kind: str = "failed") -> None:
         super().__init__(message)
@@ -220,7 +220,7 @@ def parse_lock(lock_id: str, output: str) -> Lock:
 
 
 def parse_forget(output: str) -> list[ForgetGroup]:
-    """Parse `restic forget --json`: one JSON line holds the group list."""
+    """Parse `restic forget --json`: one JSON line contains the group list."""
     groups: list[dict[str, Any]] = []
     for line in output.splitlines():
         line = line.strip()

@@ -36,7 +36,7 @@ SETTINGS_FILE = "ops.yaml"
 
 Method = Literal["native", "stop", "pause", "live", "skip"]
 
-# How each shipped service is backed up unless ops.yaml says otherwise.
+# How each shipped service is backed up unless ops.yaml sets another method.
 # native: the service's own consistent export (InfluxDB, EMQX, Harbor).
 # stop: stop the service and its dependents, copy its named volumes, start
 # them again in dependency order. pause: freeze the container while its
@@ -51,7 +51,7 @@ DEFAULT_METHODS: dict[str, Method] = {
     "sensor-acquisition": "stop",
 }
 NATIVE_SERVICES = frozenset({"influxdb", "emqx", "harbor"})
-# Volumes whose content is a secret: InfluxDB's CLI configuration holds the
+# Volumes whose content is a secret: InfluxDB's CLI configuration contains the
 # operator token in plain text.
 DEFAULT_SECRET_VOLUMES = ("influxdb_config",)
 
@@ -61,7 +61,7 @@ class _Model(BaseModel):
 
 
 class ServiceBackup(_Model):
-    """How one service is backed up."""
+    """The backup method of one service and its options."""
 
     method: Method = Field(
         "stop",

@@ -1,7 +1,7 @@
 """Files that labdock keeps about a tree under TREE/.labdock.
 
 Deployment history, backup status and settings live beside the Compose
-files, so a backup of the tree carries them and a restored tree knows its
+files, so a backup of the tree carries them and a restored tree keeps its
 own history.
 """
 

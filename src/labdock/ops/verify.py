@@ -1,10 +1,10 @@
 """`labdock backup verify`: restic check, then a test restore with content checks.
 
 The test restore writes each part of the latest run (or a given run) into a
-scratch directory and checks it: the number of restored entries matches
-what restic says the snapshot holds, and each kind of part has the content
-a restore needs (a parseable compose.yaml, an InfluxDB manifest whose files
-are all there, a complete pg_dump, ...).
+scratch directory and checks it. The number of restored entries must match
+the count that restic reports for the snapshot, and each kind of part must
+have the content a restore needs (a parseable compose.yaml, an InfluxDB
+manifest whose files are all there, a complete pg_dump, ...).
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def _restore_and_check(restic: Restic, snapshot: Snapshot, scratch: Path) -> Par
         # restic's count includes the snapshot's root directory.
         if result.entries not in (expected_entries, expected_entries - 1):
             result.problems.append(
-                f"restored {result.entries} entries, the snapshot holds "
+                f"restored {result.entries} entries, the snapshot contains "
                 f"{expected_entries}"
             )
         check = content_check(service, part)
