@@ -59,7 +59,11 @@ def doctor_command(
         problems = len(diagnosis.problems)
         click.echo(
             f"checked {', '.join(diagnosis.checked)}: "
-            + (f"{problems} problems found" if problems else "no problem found")
+            + (
+                f"{problems} problem{'s' if problems != 1 else ''} found"
+                if problems
+                else "no problem found"
+            )
         )
     raise SystemExit(1 if diagnosis.problems else 0)
 
