@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -178,3 +179,119 @@ def test_deadletter_without_spool(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "no spool at" in result.output
+
+
+def test_check_rejects_non_pem_ca(tmp_path: Path) -> None:
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("broker: not a certificate\n")
+    result = CliRunner().invoke(
+        main,
+        [
+            "acquire",
+            "--check",
+            "--broker",
+            "mqtts://broker:8883",
+            "--spool-dir",
+            str(tmp_path / "spool"),
+        ],
+        env={"LABDOCK_BROKER__CA_FILE": str(bogus)},
+    )
+    assert result.exit_code == 2
+    assert "contains no usable CA certificate" in result.output
+
+
+def deadletter_command(*arguments: str) -> Any:
+    return CliRunner().invoke(main, ["deadletter", *arguments], env={})
+
+
+def test_deadletter_list_unknown_reason(tmp_path: Path) -> None:
+    seed_deadletters(tmp_path)
+    for fmt in ("text", "json"):
+        result = deadletter_command(
+            "list", "--spool-dir", str(tmp_path), "--reason", "nosuch", "--format", fmt
+        )
+        assert result.exit_code == 1, fmt
+        assert "no dead letters have the reason 'nosuch'" in result.stderr
+        assert "reasons present: json_decode_error (1), no_mapping (1)" in result.stderr
+
+
+def test_deadletter_purge_unknown_reason(tmp_path: Path) -> None:
+    seed_deadletters(tmp_path)
+    result = deadletter_command(
+        "purge", "--spool-dir", str(tmp_path), "--reason", "typo", "--yes"
+    )
+    assert result.exit_code == 1
+    assert "no dead letters have the reason 'typo'" in result.stderr
+    assert "reasons present: json_decode_error (1)" in result.stderr
+    store = DeadLetterStore(tmp_path)
+    assert sum(store.counts().values()) == 2
+    store.close()
+
+
+def test_deadletter_replay_unknown_id(tmp_path: Path) -> None:
+    seed_deadletters(tmp_path)
+    result = deadletter_command("replay", "--spool-dir", str(tmp_path), "--id", "99999")
+    assert result.exit_code == 1
+    assert "no dead letter has the id #99999" in result.stderr
+    store = DeadLetterStore(tmp_path)
+    assert sum(store.counts().values()) == 2
+    store.close()
+
+
+def test_deadletter_replay_unknown_reason(tmp_path: Path) -> None:
+    seed_deadletters(tmp_path)
+    result = deadletter_command(
+        "replay", "--spool-dir", str(tmp_path), "--reason", "nosuch"
+    )
+    assert result.exit_code == 1
+    assert "no dead letters have the reason 'nosuch'" in result.stderr
+
+
+def test_deadletter_reason_on_empty_store(tmp_path: Path) -> None:
+    Spool(tmp_path, 1 << 20).close()
+    result = deadletter_command("list", "--spool-dir", str(tmp_path), "--reason", "x")
+    assert result.exit_code == 1
+    assert "there are no dead letters" in result.stderr
+
+
+def test_deadletter_replay_write_stage_warns(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    line = "env,device=dev01 t=1.5 1700000001000000000"
+    spool.append(
+        [],
+        [
+            DeadLetter(
+                1_700_000_001_000_000_000,
+                "plant/dev01/env",
+                line.encode(),
+                "write",
+                "rejected",
+                "field type conflict",
+            )
+        ],
+    )
+    spool.close()
+    result = deadletter_command("replay", "--spool-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "replayed 1 dead letter(s) into the spool; 0 still fail" in result.stdout
+    assert "1 of them are lines the database rejected, re-sent as they" in result.stdout
+    assert "the database side is fixed first" in result.stdout
+    spool = Spool(tmp_path, 1 << 20)
+    entries = spool.take(0, 10, 1 << 20)
+    spool.close()
+    assert [entry.body for entry in entries] == [line]
+
+
+def test_deadletter_binary_payload_shown(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    letter = DeadLetter(1, "spBv1.0/g/DDATA/n/d", b"\xff\x00", "decode", "x", "y")
+    spool.append([], [letter])
+    spool.close()
+    text = deadletter_command("list", "--spool-dir", str(tmp_path))
+    assert "payload: (binary, base64) /wA=" in text.stdout
+    as_json = deadletter_command(
+        "list", "--spool-dir", str(tmp_path), "--format", "json"
+    )
+    (row,) = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert row["payload"] == "/wA="
+    assert row["payload_encoding"] == "base64"

@@ -49,11 +49,39 @@ def _time(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
 
 
-def _payload_text(deadletter: DeadLetter) -> str:
+def _payload_text(deadletter: DeadLetter) -> tuple[str, str]:
+    """Return the payload as text and its encoding: `utf-8` or `base64`."""
     try:
-        return deadletter.payload.decode("utf-8")
+        return deadletter.payload.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(deadletter.payload).decode()
+        return base64.b64encode(deadletter.payload).decode(), "base64"
+
+
+def _payload_display(deadletter: DeadLetter) -> str:
+    text, encoding = _payload_text(deadletter)
+    if encoding == "base64":
+        text = "(binary, base64) " + text
+    if len(text) > 120:
+        text = text[:117] + "..."
+    return text
+
+
+def _reasons_present(store: DeadLetterStore) -> str:
+    counts = store.counts()
+    if not counts:
+        return "there are no dead letters"
+    return "reasons present: " + ", ".join(f"{r} ({n})" for r, n in counts.items())
+
+
+def _check_reason(store: DeadLetterStore, reason: str | None) -> None:
+    """Exit 1 when no dead letter has `reason`, listing the reasons there are."""
+    if not reason or reason in store.counts():
+        return
+    click.echo(
+        f"error: no dead letters have the reason {reason!r}; {_reasons_present(store)}",
+        err=True,
+    )
+    sys.exit(1)
 
 
 @click.group()
@@ -84,9 +112,11 @@ def list_command(
 ) -> None:
     """List dead letters with their topic, reason and payload, oldest first."""
     store, _ = _open_store(config_path, spool_dir)
+    _check_reason(store, reason)
     letters = store.list(reason=reason, limit=limit)
     if fmt == "json":
         for letter in letters:
+            payload, encoding = _payload_text(letter)
             click.echo(
                 json.dumps(
                     {
@@ -96,7 +126,8 @@ def list_command(
                         "stage": letter.stage,
                         "reason": letter.reason,
                         "detail": letter.detail,
-                        "payload": _payload_text(letter),
+                        "payload": payload,
+                        "payload_encoding": encoding,
                     }
                 )
             )
@@ -107,12 +138,10 @@ def list_command(
         + (", ".join(f"{r} {n}" for r, n in counts.items()) or "none")
     )
     for letter in letters:
-        payload = _payload_text(letter)
-        if len(payload) > 120:
-            payload = payload[:117] + "..."
         click.echo(
             f"#{letter.id} {_time(letter.received_ns)} {letter.stage} {letter.reason} "
-            f"topic={letter.topic!r}\n    {letter.detail}\n    payload: {payload}"
+            f"topic={letter.topic!r}\n    {letter.detail}\n"
+            f"    payload: {_payload_display(letter)}"
         )
 
 
@@ -133,17 +162,35 @@ def replay_command(
 
     Those that now decode go into the spool with their original arrival
     time, and the running service writes them. Lines the database rejected
-    are spooled again as they are. The rest stay, with their new reason.
-    Exit status 1 when some still fail.
+    (stage write) are spooled again as they are, so fix the database side
+    (such as a field type conflict) first. The rest stay, with their new
+    reason. Exit status 1 when some still fail, or when --reason or --id
+    matches no dead letter.
     """
     from labdock.acquire.pipeline import Pipeline
 
     store, config = _open_store(config_path, spool_dir)
     pipeline = Pipeline(config)
-    letters = [d for d in store.list(reason=reason) if not ids or d.id in ids]
+    _check_reason(store, reason)
+    matching = store.list(reason=reason)
+    missing = sorted(set(ids) - {letter.id for letter in matching})
+    if missing:
+        where = f" with the reason {reason!r}" if reason else ""
+        click.echo(
+            f"error: no dead letter{where} has the id "
+            f"{', '.join(f'#{i}' for i in missing)}; "
+            "list them with labdock deadletter list",
+            err=True,
+        )
+        sys.exit(1)
+    letters = [d for d in matching if not ids or d.id in ids]
+    if not letters:
+        click.echo("no dead letters to replay")
+        return
     resolved: list[DeadLetter] = []
     entries: list[tuple[int, str, str]] = []
     failing: list[tuple[DeadLetter, str, str]] = []
+    resent = 0
     now_ns = time.time_ns()
     for letter in letters:
         if letter.stage == "write":
@@ -151,6 +198,7 @@ def replay_command(
             entries.append(
                 (now_ns, letter.topic, letter.payload.decode("utf-8", "replace"))
             )
+            resent += 1
             continue
         outcome = pipeline.process(letter.topic, letter.payload, letter.received_ns)
         if outcome.reason is None:
@@ -162,6 +210,13 @@ def replay_command(
     click.echo(
         f"replayed {len(resolved)} dead letter(s) into the spool; {len(failing)} still fail"
     )
+    if resent:
+        click.echo(
+            f"{resent} of them are lines the database rejected, re-sent as they "
+            "are: unless the database side is fixed first (such as a field type "
+            "conflict or a retention period), they fail again and return as "
+            "dead letters"
+        )
     for letter, new_reason, detail in failing[:20]:
         click.echo(f"  #{letter.id} {letter.topic!r}: {new_reason}: {detail}", err=True)
     sys.exit(1 if failing else 0)
@@ -177,6 +232,7 @@ def purge_command(
 ) -> None:
     """Delete dead letters for good (all, or those with --reason)."""
     store, _ = _open_store(config_path, spool_dir)
+    _check_reason(store, reason)
     letters = store.list(reason=reason)
     if not letters:
         click.echo("no dead letters to purge")
