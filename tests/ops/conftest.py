@@ -143,10 +143,11 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
             != 0
         ]
         if missing:
-            cache = os.environ.get("LABDOCK_IMAGE_CACHE") or str(directory / "images")
+            # The script caches the debootstrap root and the wheels under
+            # $LABDOCK_IMAGE_CACHE, by default the repository's .work/images.
             subprocess.run(
                 [REPO / "scripts" / "build-test-images.sh"],
-                env={**env, "DOCKER_HOST": host, "LABDOCK_IMAGE_CACHE": cache},
+                env={**env, "DOCKER_HOST": host},
                 check=True,
             )
         yield Engine(host, socket_path)
