@@ -19,6 +19,9 @@ import sqlite3
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,6 +251,51 @@ def demo_config(
     )
 
 
+def create_database_v1(url: str, name: str) -> str | None:
+    """Create the InfluxDB 1.x database `name` unless it exists.
+
+    CREATE DATABASE leaves an existing database as it is. Returns None on
+    success, or a message saying what failed and what to check.
+    """
+    quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    body = urllib.parse.urlencode({"q": f"CREATE DATABASE {quoted}"}).encode()
+    request = urllib.request.Request(
+        url.rstrip("/") + "/query", data=body, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            answer = json.loads(reply.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        text = error.read().decode("utf-8", "replace").strip()[:200]
+        return (
+            f"creating the database {name!r} at {url} failed: HTTP {error.code} "
+            f"{text}; check --database-url and that this InfluxDB 1.x accepts "
+            "CREATE DATABASE without authentication"
+        )
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        return (
+            f"creating the database {name!r} at {url} failed: {reason}; check "
+            "that InfluxDB runs there and --database-url is right"
+        )
+    for result in answer.get("results", []):
+        if "error" in result:
+            return (
+                f"creating the database {name!r} at {url} failed: "
+                f"{result['error']}; choose another --database name"
+            )
+    return None
+
+
+def storage_hint(api: str | None, reason: str | None) -> str:
+    """Return what to check when the demo stored nothing in a database."""
+    last_error = reason or "none recorded"
+    fix = "check --database-url, --api and --database"
+    if api == "v2":
+        fix = "check --database-url, --org and that the bucket exists"
+    return f"nothing was stored; the writer's last error: {last_error}; {fix}"
+
+
 def _counter(service: Service, name: str) -> float:
     value = service.metrics.registry.get_sample_value(name)
     return value or 0.0
@@ -265,9 +313,26 @@ def _deadletters(service: Service) -> int:
 def run_demo(
     *, duration: float, rate: float, workdir: Path, database: dict[str, Any] | None
 ) -> int:
-    """Run the demo and print its progress and summary; return the exit code."""
+    """Run the demo and print its progress and summary; return the exit code.
+
+    Raises ValueError for a non-positive `duration` or `rate`.
+    """
     from labdock.log import configure_logging
 
+    if not duration > 0 or not rate > 0:
+        raise ValueError(
+            f"duration {duration!r} s and rate {rate!r}/s must both be above 0"
+        )
+    if database is not None and database.get("api") == "v1":
+        problem = create_database_v1(database["url"], database["database"])
+        if problem is not None:
+            print(f"labdock demo: {problem}", file=sys.stderr)
+            return 1
+    if database is not None and database.get("api") == "v2":
+        print(
+            f"labdock demo: the bucket {database['bucket']!r} must exist in "
+            f"{database['url']}; this demo does not create it"
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     # Dead letters are part of the progress line; only errors interrupt it.
     configure_logging("error", "console")
@@ -341,6 +406,11 @@ def _summary(config: AcquireConfig, simulator: Simulator, service: Service) -> i
             "\nQuery what was stored:\n"
             f"  sqlite3 {path} \"SELECT * FROM points WHERE measurement='climate' "
             'ORDER BY time_ns DESC LIMIT 5"'
+        )
+    elif written == 0:
+        print(
+            "\n" + storage_hint(config.database.api, service.writer.unready_reason),
+            file=sys.stderr,
         )
     else:
         print(

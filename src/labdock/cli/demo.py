@@ -11,17 +11,17 @@ import click
 @click.command()
 @click.option(
     "--duration",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=20,
     show_default=True,
-    help="Seconds the sensors publish.",
+    help="Seconds the sensors publish; greater than 0.",
 )
 @click.option(
     "--rate",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=50,
     show_default=True,
-    help="Messages per second, all sensors together.",
+    help="Messages per second, all sensors together; greater than 0.",
 )
 @click.option(
     "--workdir",
@@ -45,7 +45,10 @@ import click
     "--database",
     default="labdock_demo",
     show_default=True,
-    help="Database (v1, v3) or bucket (v2) name.",
+    help=(
+        "Database (v1, v3) or bucket (v2) name. A missing v1 database is "
+        "created; a v2 bucket must exist."
+    ),
 )
 @click.option("--org", default="", help="Organization (v2).")
 def demo(
@@ -60,6 +63,8 @@ def demo(
     """Run an embedded broker, simulated lab sensors and the acquisition service.
 
     Points go to an embedded SQLite store unless --database-url is given.
+    With --api v1 the database is created when it is missing; with --api v2
+    the bucket must already exist.
     """
     from labdock.demo import run_demo
 
