@@ -101,7 +101,8 @@ def _ancestors(path: JsonPath) -> list[tuple[int, str]]:
 def check_reserved_key(name: str, kind: str, path: str, fix: str) -> None:
     """Raise `reserved_key` when the field or tag `name` is InfluxDB's `time`.
 
-    `fix` says how to give it another name, with `{path}` replaced by `path`.
+    `fix` is the remedy that the message names, with `{path}` replaced by
+    `path`.
     """
     if name == RESERVED_KEY:
         raise DecodeError(
