@@ -83,4 +83,29 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(numeric_level, logging.WARNING), stream=sys.stderr)
+    # Libraries log through the standard library; render their records the
+    # same way, so that a container's log stays one JSON object per line.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(numeric_level, logging.WARNING))
+    threading.excepthook = _log_thread_crash
+
+
+def _log_thread_crash(arguments: threading.ExceptHookArgs) -> None:
+    thread = arguments.thread.name if arguments.thread else "unknown"
+    structlog.get_logger("labdock").error(
+        "thread.crashed",
+        thread=thread,
+        exc_info=(arguments.exc_type, arguments.exc_value, arguments.exc_traceback),
+    )

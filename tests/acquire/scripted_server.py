@@ -86,5 +86,6 @@ class ScriptedServer:
         self.httpd.server_close()
 
     def writes(self) -> list[Request]:
+        """Return the write requests that carried lines (not empty probes)."""
         with self.lock:
-            return [r for r in self.requests if r.method == "POST"]
+            return [r for r in self.requests if r.method == "POST" and r.body]

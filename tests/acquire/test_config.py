@@ -102,18 +102,67 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "cannot read the configuration" in caught.value.problems[0]
 
 
-def test_environment_values_parsed_as_yaml() -> None:
+def test_environment_values_stay_text() -> None:
     overrides = environment_overrides(
         {
             "LABDOCK_SPOOL__MAX_BYTES": "1048576",
-            "LABDOCK_BROKER__SHARE_GROUP": "ingest",
-            "LABDOCK_NOSEPARATOR": "x",
+            "LABDOCK_BROKER__CLIENT_ID": "0123",
+            "LABDOCK_MAPPINGS": "[{topic: 'a/{measurement}'}]",
+            "LABDOCK_SHUTDOWN_TIMEOUT": "5",
+            "LABDOCK_CONFIG": "/etc/labdock/acquisition.yaml",
+            "LABDOCK_SERVICES_DIR": "/opt/services",
         }
     )
     assert overrides == {
-        "spool": {"max_bytes": 1048576},
-        "broker": {"share_group": "ingest"},
+        "spool": {"max_bytes": "1048576"},
+        "broker": {"client_id": "0123"},
+        "mappings": [{"topic": "a/{measurement}"}],
+        "shutdown_timeout": "5",
     }
+    config = load_config(
+        None,
+        environ={"LABDOCK_BROKER__CLIENT_ID": "0123", "LABDOCK_BROKER__PROTOCOL": "5"},
+    )
+    assert config.broker.client_id == "0123"
+    assert config.broker.protocol == "5"
+
+
+def test_error_names_its_source(tmp_path: Path) -> None:
+    path = write(tmp_path, "broker: {keepalive: 1}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            path,
+            environ={"LABDOCK_SHUTDOWN_TIMEOUT": "soon"},
+            overrides={"http": {"listen": "127.0.0.1"}},
+        )
+    problems = caught.value.problems
+    assert len(problems) == 3
+    assert any(p.startswith(f"{path}: broker.keepalive:") for p in problems)
+    assert any(
+        p.startswith("command line: http.listen: invalid listen address")
+        for p in problems
+    )
+    assert any(
+        p.startswith("environment variable LABDOCK_SHUTDOWN_TIMEOUT: shutdown_timeout:")
+        for p in problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("broker", "problem"),
+    [
+        ({"url": "mqtt://b:99999"}, "invalid port"),
+        ({"url": "mqtt://b:1883", "ca_file": "/ca.pem"}, "no TLS would be used"),
+        (
+            {"url": "mqtts://b:8883", "cert_file": "/c.pem"},
+            "cert_file and key_file go together",
+        ),
+    ],
+)
+def test_broker_settings_checked(broker: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={}, overrides={"broker": broker})
+    assert problem in caught.value.problems[0]
 
 
 def test_sqlite_paths() -> None:

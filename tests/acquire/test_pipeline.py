@@ -55,7 +55,8 @@ def test_old_time_restamped_with_tag() -> None:
     )
     outcome = pipeline.process("plant/dev01/env", payload(-3600), ARRIVAL)
     assert outcome.lines == [f"env,device=dev01,time_source=arrival t=1.5 {ARRIVAL}"]
-    assert outcome.dropped == {"restamped": 1}
+    assert outcome.restamped == 1
+    assert outcome.dropped == {}
 
 
 def test_arrival_time_when_no_device_time() -> None:

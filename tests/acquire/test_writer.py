@@ -34,6 +34,9 @@ from labdock.acquire.writer import Response, Verdict, Writer, classify
         (422, "points beyond retention policy", Verdict.REJECTED),
         (500, 'partial write: field type conflict: input field "t"', Verdict.REJECTED),
         (404, 'database not found: "nodb"', Verdict.HOLD),
+        (500, "retention policy not found: rp", Verdict.HOLD),
+        (200, "<html>proxy</html>", Verdict.HOLD),
+        (200, '{"ok": true}', Verdict.OK),
         (405, "", Verdict.HOLD),
     ],
 )
@@ -84,7 +87,7 @@ class TypeConflictServer:
         self.stored: list[str] = []
 
     def __call__(self, request: Request) -> Reply:
-        if request.method == "GET":
+        if request.method == "GET" or not request.body:
             return Reply(204)
         lines = request.body.decode().splitlines()
         good = [line for line in lines if " t=22i" not in line]
@@ -127,11 +130,11 @@ def test_type_conflict_on_500_deadletters_only_offending_line(
 def test_413_splits_batch_and_deadletters_oversize_line(
     tmp_path: Path, spool: Spool
 ) -> None:
-    limit = 4_000
+    limit = 100_000
     stored: list[str] = []
 
     def body_limit(request: Request) -> Reply:
-        if request.method == "GET":
+        if request.method == "GET" or not request.body:
             return Reply(204)
         if len(request.body) > limit:
             return Reply(413, '{"code":"request too large"}')
@@ -139,18 +142,16 @@ def test_413_splits_batch_and_deadletters_oversize_line(
         return Reply(204)
 
     with ScriptedServer(body_limit) as server:
+        fields = ",".join(f"{c}=1" for c in "abcdefghijklmnopqrstuvwxyz")
         lines = [
-            f"env,device=dev{n:05d} "
-            + ",".join(f"{c}={n}" for c in "abcdefghijklmnopqrstuvwxyz")
-            + f" {1700000000000000000 + n}"
-            for n in range(300)
+            f"env,device=dev{n:05d} {fields} {1700000000000000000 + n}"
+            for n in range(2_000)
         ]
-        huge = 'env,device=huge note="' + "x" * 6_000 + '" 1700000000000000000'
-        lines.insert(150, huge)
-        writer = run_writer(
-            make_config(server.url, tmp_path, max_bytes=1 << 20), spool, lines
-        )
-        poll_until(lambda: spool.messages == 0, timeout=20, description="spool drained")
+        huge = 'env,device=huge note="' + "x" * 120_000 + '" 1700000000000000000'
+        lines.insert(1_000, huge)
+        config = make_config(server.url, tmp_path, max_bytes=1 << 22)
+        writer = run_writer(config, spool, lines)
+        poll_until(lambda: spool.messages == 0, timeout=30, description="spool drained")
         writer.stop(2)
     assert set(stored) == set(lines) - {huge}
     store = DeadLetterStore(tmp_path / "spool")
@@ -160,11 +161,63 @@ def test_413_splits_batch_and_deadletters_oversize_line(
     assert letters[0].reason == "line_too_large"
 
 
+def test_413_on_small_line_holds_data(tmp_path: Path, spool: Spool) -> None:
+    def tiny_limit(request: Request) -> Reply:
+        if request.method == "GET" or not request.body:
+            return Reply(204)
+        return Reply(413, "<html>Request Entity Too Large</html>")
+
+    with ScriptedServer(tiny_limit) as server:
+        writer = run_writer(make_config(server.url, tmp_path), spool, ["env t=1 1"])
+        poll_until(
+            lambda: (
+                writer.unready_reason is not None
+                and "body size limit" in writer.unready_reason
+            ),
+            timeout=10,
+            description="unready with the fix",
+        )
+        assert spool.messages == 1
+        writer.stop(0.2)
+    store = DeadLetterStore(tmp_path / "spool")
+    assert store.counts() == {}
+    store.close()
+
+
+def test_html_success_page_is_not_stored(tmp_path: Path, spool: Spool) -> None:
+    def proxy_page(request: Request) -> Reply:
+        if request.method == "GET" or not request.body:
+            return Reply(204)
+        return Reply(200, "<html><body>Welcome</body></html>")
+
+    with ScriptedServer(proxy_page) as server:
+        writer = run_writer(make_config(server.url, tmp_path), spool, ["env t=1 1"])
+        poll_until(lambda: len(server.writes()) >= 3, timeout=10, description="retries")
+        assert spool.messages == 1
+        assert not writer.ready.is_set()
+        writer.stop(0.2)
+
+
+def test_missing_database_holds_on_probe(tmp_path: Path, spool: Spool) -> None:
+    def missing(request: Request) -> Reply:
+        return Reply(404, '{"error":"database not found: \\"lab\\""}')
+
+    with ScriptedServer(missing) as server:
+        writer = Writer(make_config(server.url, tmp_path), spool, Metrics())
+        writer.start()
+        assert not writer.ready.is_set()
+        assert writer.unready_reason is not None
+        assert "database not found" in writer.unready_reason
+        writer.stop(0.2)
+        assert server.requests[0].method == "POST"
+        assert server.requests[0].body == b""
+
+
 def test_429_honours_retry_after(tmp_path: Path, spool: Spool) -> None:
     attempts: list[float] = []
 
     def throttled(request: Request) -> Reply:
-        if request.method == "GET":
+        if request.method == "GET" or not request.body:
             return Reply(204)
         attempts.append(request.time)
         if len(attempts) == 1:
@@ -187,7 +240,7 @@ def test_401_holds_data_and_reports_unready(tmp_path: Path, spool: Spool) -> Non
     state = {"authorized": False}
 
     def auth(request: Request) -> Reply:
-        if request.method == "GET":
+        if request.method == "GET" or not request.body:
             return Reply(204)
         if not state["authorized"]:
             return Reply(401, '{"error":"authorization failed"}')
@@ -212,7 +265,7 @@ def test_5xx_and_refused_connections_retry(tmp_path: Path, spool: Spool) -> None
     replies = iter([Reply(503), Reply(502), Reply(500, "oops")])
 
     def flaky(request: Request) -> Reply:
-        if request.method == "GET":
+        if request.method == "GET" or not request.body:
             return Reply(204)
         return next(replies, Reply(204))
 

@@ -60,6 +60,14 @@ class BrokerConfig(_Model):
         examples=["mqtts://emqx.lab.example.org:8883"],
     )
     protocol: Literal["3.1.1", "5"] = Field("5", description="MQTT protocol version.")
+    retained: Literal["store", "skip"] = Field(
+        "store",
+        description=(
+            "What to do with retained messages, which the broker sends when a "
+            "subscription is new: store them stamped with the arrival time, "
+            "or skip them (counted) because they repeat a device's last state."
+        ),
+    )
     client_id: str = Field(
         "labdock-acquire",
         min_length=1,
@@ -118,6 +126,12 @@ class BrokerConfig(_Model):
         ),
     )
 
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_text(cls, value: Any) -> Any:
+        # YAML and environment variables read `protocol: 5` as a number.
+        return str(value) if isinstance(value, int | float) else value
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
@@ -129,7 +143,33 @@ class BrokerConfig(_Model):
             )
         if not parts.hostname:
             raise ValueError(f"no host in {value!r}; use mqtt://host:port")
+        try:
+            parts.port  # noqa: B018 (urlsplit checks the range when read)
+        except ValueError:
+            raise ValueError(
+                f"invalid port in {value!r}; use a number from 1 to 65535"
+            ) from None
         return value
+
+    @model_validator(mode="after")
+    def _check_tls_files(self) -> BrokerConfig:
+        if not self.tls:
+            given = [
+                name
+                for name in ("ca_file", "cert_file", "key_file")
+                if getattr(self, name) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} set but the URL {self.url!r} is plain "
+                    "MQTT, so no TLS would be used; use mqtts:// or remove them"
+                )
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "cert_file and key_file go together for client certificates; "
+                "set both or neither"
+            )
+        return self
 
     @property
     def tls(self) -> bool:
@@ -226,7 +266,8 @@ class DatabaseConfig(_Model):
         "sqlite:///./labdock-points.sqlite",
         description=(
             "Database URL: http(s)://host:port of InfluxDB (or any server that "
-            "takes line protocol), or sqlite:///path for the embedded store."
+            "takes line protocol), or sqlite:///relative/path or "
+            "sqlite:////absolute/path for the embedded store."
         ),
         examples=["http://influxdb:8086"],
     )
@@ -285,7 +326,14 @@ class DatabaseConfig(_Model):
         if self.api == "v1" and not self.database:
             raise ValueError("api v1 needs database: (the InfluxDB database name)")
         if self.api == "v2" and not (self.bucket and self.org is not None):
-            raise ValueError("api v2 needs bucket: and org: (use org: '' if unused)")
+            hint = (
+                "; for InfluxDB 1.x set api: v1 to use database:"
+                if self.database
+                else ""
+            )
+            raise ValueError(
+                f"api v2 needs bucket: and org: (use org: '' if unused){hint}"
+            )
         if self.api == "v3" and not self.database:
             raise ValueError("api v3 needs database:")
         return self
@@ -388,6 +436,19 @@ class HttpConfig(_Model):
         description="host:port for /healthz, /readyz and /metrics; empty to disable.",
     )
 
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        if not value:
+            return value
+        host, separator, port = value.rpartition(":")
+        if not separator or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"invalid listen address {value!r}; use host:port, such as "
+                "127.0.0.1:9108 or 0.0.0.0:9108 in a container"
+            )
+        return value
+
 
 class LogConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -415,9 +476,12 @@ class AcquireConfig(_Model):
     http: HttpConfig = Field(default_factory=HttpConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     shutdown_timeout: float = Field(
-        10.0,
+        8.0,
         gt=0,
-        description="Seconds SIGTERM may spend flushing before the service exits.",
+        description=(
+            "Seconds SIGTERM may spend flushing before the service exits; keep "
+            "it below the container's stop grace period (10 s in Docker)."
+        ),
     )
 
     @field_validator("mappings")
@@ -463,19 +527,39 @@ def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
 def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Turn `LABDOCK_SECTION__KEY=value` variables into a nested mapping.
 
-    Values are parsed as YAML scalars, so `true`, `5` and `[a, b]` work.
+    A top-level key has no section: `LABDOCK_SHUTDOWN_TIMEOUT`. Values stay
+    text, which the schema converts (`5`, `true`), except YAML lists and
+    mappings (`[a, b]`, `{k: v}`), so that `0123` stays a string.
     """
     overrides: dict[str, Any] = {}
+    top_level = set(AcquireConfig.model_fields)
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.startswith(ENV_PREFIX):
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
-        try:
-            value = yaml.safe_load(raw) if raw else raw
-        except yaml.YAMLError:
-            value = raw
+        if len(path) == 1 and path[0] not in top_level:
+            continue  # LABDOCK_CONFIG and the variables of other commands
+        value: Any = raw
+        if raw.lstrip().startswith(("[", "{")):
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                value = raw
         _set_path(overrides, path, value)
     return overrides
+
+
+def _leaf_keys(
+    data: Mapping[str, Any], prefix: tuple[str, ...] = ()
+) -> set[tuple[str, ...]]:
+    keys: set[tuple[str, ...]] = set()
+    for key, value in data.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping):
+            keys |= _leaf_keys(value, path)
+        else:
+            keys.add(path)
+    return keys
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -488,10 +572,17 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _format_errors(error: ValidationError, source: str) -> list[str]:
+def _format_errors(
+    error: ValidationError, source: str, sources: Mapping[tuple[str, ...], str]
+) -> list[str]:
     problems = []
     for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        location = tuple(str(part) for part in item["loc"])
+        path = ".".join(location) or "(top level)"
+        for length in range(len(location), 0, -1):
+            if location[:length] in sources:
+                source = sources[location[:length]]
+                break
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key; check its spelling against the reference"
@@ -532,12 +623,18 @@ def load_config(
                 ]
             )
         data = loaded
-    data = _merge(
-        data, environment_overrides(os.environ if environ is None else environ)
-    )
+    from_environment = environment_overrides(os.environ if environ is None else environ)
+    data = _merge(data, from_environment)
+    # Errors name where the bad value came from: the file, the environment
+    # or a command-line flag.
+    sources = {
+        key: f"environment variable {ENV_PREFIX}{'__'.join(key).upper()}"
+        for key in _leaf_keys(from_environment)
+    }
     if overrides:
         data = _merge(data, overrides)
+        sources.update({key: "command line" for key in _leaf_keys(overrides)})
     try:
         return AcquireConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_format_errors(error, source)) from None
+        raise ConfigError(_format_errors(error, source, sources)) from None

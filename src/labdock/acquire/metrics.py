@@ -46,14 +46,21 @@ class Metrics:
         )
         self.dropped_values = Counter(
             f"{PREFIX}_values_dropped",
-            "Field values left out of a point, by reason (nonfinite: NaN or "
-            "infinity; restamped: device time replaced by the arrival time).",
+            "Values and messages left out on purpose, by reason (nonfinite: NaN "
+            "or infinity; retained: a skipped retained message; and the reasons "
+            "that decoders count).",
             ["reason"],
             registry=registry,
         )
         self.duplicates = Counter(
             f"{PREFIX}_redeliveries_skipped",
             "Redelivered messages already in the spool, acknowledged without a copy.",
+            registry=registry,
+        )
+        self.restamped = Counter(
+            f"{PREFIX}_points_restamped",
+            "Points whose device time was outside the accepted window and was "
+            "replaced by the arrival time.",
             registry=registry,
         )
         self.points_written = Counter(

@@ -9,12 +9,15 @@ delivery into the spool needs.
 
 from __future__ import annotations
 
+import json
+import socket
 import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -27,6 +30,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from labdock.acquire.config import BrokerConfig, read_secret
 
 log = structlog.get_logger("labdock.acquire.mqtt")
+
+# MQTT 5 reason code of a DISCONNECT sent because another client connected
+# with the same client id.
+SESSION_TAKEN_OVER = 142
 
 
 @dataclass(slots=True)
@@ -54,6 +61,7 @@ class BrokerConnection:
         filters: list[str],
         *,
         on_state: Callable[[bool], None] | None = None,
+        state_file: Path | None = None,
     ) -> None:
         self.config = config
         self.filters = filters
@@ -66,6 +74,11 @@ class BrokerConnection:
         self._on_state = on_state
         self._first_connection = True
         self._stopping = False
+        # Subscriptions the broker's session holds from an earlier run, so
+        # that an unchanged subscription isn't renewed (which would make
+        # MQTT 3.1.1 brokers send every retained message again).
+        self._state_file = state_file
+        self._connected_at: list[float] = []
         version = paho.MQTTv5 if config.protocol == "5" else paho.MQTTv311
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -75,7 +88,6 @@ class BrokerConnection:
             manual_ack=True,
             reconnect_on_failure=True,
         )
-        client.enable_logger(None)
         client.reconnect_delay_set(
             min_delay=max(1, round(config.reconnect_min)),
             max_delay=max(1, round(config.reconnect_max)),
@@ -95,6 +107,7 @@ class BrokerConnection:
             if config.tls_insecure:
                 client.tls_insecure_set(True)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
@@ -163,10 +176,13 @@ class BrokerConnection:
         # first connection the configuration may name new filters, so
         # subscribe then too. Retain handling 1 (MQTT 5) keeps an existing
         # subscription from sending retained messages again.
-        if not session_present or self._first_connection:
+        if not session_present or (
+            self._first_connection and not self._session_has_filters()
+        ):
             self._subscribe(client)
         self._first_connection = False
         self.last_error = None
+        self._note_connection()
         self.connected.set()
         if self._on_state:
             self._on_state(True)
@@ -181,6 +197,42 @@ class BrokerConnection:
         result, _mid = client.subscribe(topics)
         self.subscriptions += 1
         log.info("broker.subscribe", filters=self.filters, qos=qos, result=int(result))
+        self._save_filters()
+
+    def _session_state(self) -> dict[str, Any]:
+        return {"client_id": self.config.client_id, "filters": sorted(self.filters)}
+
+    def _session_has_filters(self) -> bool:
+        if self._state_file is None:
+            return False
+        try:
+            saved = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(saved == self._session_state())
+
+    def _save_filters(self) -> None:
+        if self._state_file is None:
+            return
+        try:
+            self._state_file.write_text(json.dumps(self._session_state()))
+        except OSError as error:
+            log.warning(
+                "broker.state_not_saved", file=str(self._state_file), error=str(error)
+            )
+
+    def _note_connection(self) -> None:
+        now = time.monotonic()
+        self._connected_at = [t for t in self._connected_at if now - t < 60] + [now]
+        if len(self._connected_at) >= 4:
+            log.error(
+                "broker.connection_flapping",
+                client_id=self.config.client_id,
+                connections_last_minute=len(self._connected_at),
+                fix="another client probably uses the same client id and the broker "
+                "disconnects one of them each time; give every replica its own "
+                "broker.client_id",
+            )
 
     def _on_subscribe(
         self, _client: paho.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
@@ -195,6 +247,35 @@ class BrokerConnection:
                     fix="check the broker's authorization rules for this client",
                 )
 
+    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        # paho doesn't pass the error on, so find it with a connection of our own.
+        self.last_error = f"cannot connect to {self.config.url}: {self._diagnose()}"
+        log.error(
+            "broker.connect_failed", broker=self.config.url, error=self.last_error
+        )
+
+    def _diagnose(self) -> str:
+        try:
+            sock = socket.create_connection(
+                (self.config.host, self.config.port), timeout=5
+            )
+        except OSError as error:
+            return f"{type(error).__name__}: {error}"
+        try:
+            if self.config.tls:
+                context = ssl.create_default_context(
+                    cafile=str(self.config.ca_file) if self.config.ca_file else None
+                )
+                if self.config.tls_insecure:
+                    context.check_hostname = False
+                with context.wrap_socket(sock, server_hostname=self.config.host):
+                    pass
+        except (OSError, ssl.SSLError) as error:
+            return f"TLS handshake failed: {error}"
+        finally:
+            sock.close()
+        return "the connection opened on a second try; the broker may be restarting"
+
     def _on_disconnect(
         self,
         _client: paho.Client,
@@ -205,7 +286,16 @@ class BrokerConnection:
     ) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
-        self.last_error = f"disconnected: {reason}"
+        if was_connected:
+            # A refused connection keeps the refusal as its error.
+            self.last_error = f"disconnected: {reason}"
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            log.error(
+                "broker.session_taken_over",
+                client_id=self.config.client_id,
+                fix="another client connected with the same client id; give every "
+                "replica its own broker.client_id",
+            )
         if was_connected and not self._stopping:
             log.warning(
                 "broker.disconnected", broker=self.config.url, reason=str(reason)

@@ -32,6 +32,7 @@ class Outcome:
     reason: str | None = None
     detail: str | None = None
     dropped: dict[str, int] = field(default_factory=dict)
+    restamped: int = 0
 
     @property
     def is_deadletter(self) -> bool:
@@ -147,9 +148,7 @@ class Pipeline:
                     if window.action == "deadletter":
                         return Outcome(reason="timestamp_out_of_window", detail=problem)
                     point.time_ns = received_ns
-                    outcome.dropped["restamped"] = (
-                        outcome.dropped.get("restamped", 0) + 1
-                    )
+                    outcome.restamped += 1
                 else:
                     source = "device"
             if window.time_source_tag:

@@ -42,6 +42,10 @@ def _digest(message: Message) -> bytes:
     ).digest()
 
 
+class ServiceError(Exception):
+    """The service can't start, for a reason the message names with its fix."""
+
+
 class Ingest:
     """The ingest thread: decode queued messages, commit them to the spool in
     groups, then acknowledge them."""
@@ -137,14 +141,20 @@ class Ingest:
         dropped: Counter[str] = Counter()
         now_ns = time.time_ns()
 
+        skip_retained = self.config.broker.retained == "skip"
+        restamped = 0
         for message in messages:
             if message.duplicate and self._take_unacknowledged(message):
                 redelivered.append(message)
+                continue
+            if message.retained and skip_retained:
+                dropped["retained"] += 1
                 continue
             outcome = self.pipeline.process(
                 message.topic, message.payload, message.received_ns
             )
             dropped.update(outcome.dropped)
+            restamped += outcome.restamped
             if outcome.reason is not None:
                 reasons[outcome.reason] += 1
                 deadletters.append(
@@ -166,11 +176,14 @@ class Ingest:
             self.spool_error = str(error)
             log.error("spool.write_failed", error=str(error), held=len(messages))
             return False
+        if self.spool_error is not None:
+            log.info("spool.write_recovered", held=len(messages))
         self.spool_error = None
 
         self.metrics.received.inc(len(messages))
         self.metrics.decoded.inc(len(entries))
         self.metrics.duplicates.inc(len(redelivered))
+        self.metrics.restamped.inc(restamped)
         for reason, count in reasons.items():
             self.metrics.deadlettered.labels("decode", reason).inc(count)
         for reason, count in dropped.items():
@@ -235,6 +248,7 @@ class Service:
             config.broker,
             config.subscription_filters(),
             on_state=self._on_broker_state,
+            state_file=config.spool.directory / "subscriptions.json",
         )
         self.ingest = Ingest(config, self.connection, self.spool, self.metrics)
         self.writer = Writer(config, self.spool, self.metrics)
@@ -260,11 +274,14 @@ class Service:
             log.info(
                 "spool.replay", messages=self.spool.messages, bytes=self.spool.bytes
             )
+        # The HTTP port is bound first: a replica that can't serve its health
+        # checks must fail before it joins a shared subscription and takes
+        # a share of the messages.
+        if self.config.http.listen:
+            self._start_http()
         self.writer.start()
         self.ingest.start()
         self.connection.start()
-        if self.config.http.listen:
-            self._start_http()
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; return the process exit code."""
@@ -275,7 +292,12 @@ class Service:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-        self.start()
+        try:
+            self.start()
+        except ServiceError as error:
+            log.error("service.start_failed", error=str(error))
+            self.spool.close()
+            return 2
         while not self.stopping.wait(1.0):
             if not (self.ingest.alive and self.writer.alive):
                 log.error(
@@ -285,7 +307,10 @@ class Service:
                 )
                 self.shutdown()
                 return 1
-        return 0 if self.shutdown() else 1
+        # Lines left in the spool are written on the next start, so a stop
+        # with a database that is down still succeeds.
+        self.shutdown()
+        return 0
 
     def shutdown(self) -> bool:
         """Stop within `shutdown_timeout`; return True when the spool was emptied.
@@ -303,9 +328,10 @@ class Service:
             self.http.shutdown()
             self.http.server_close()
         spooled = self.spool.messages
-        if spooled == 0:
-            self.spool.checkpoint()
-        self.spool.close()
+        if not self.writer.alive:
+            if spooled == 0:
+                self.spool.checkpoint()
+            self.spool.close()
         log.info(
             "service.stopped",
             flushed=flushed,
@@ -322,7 +348,7 @@ class Service:
             "broker": self.connection.connected.is_set(),
             "spool_writable": self.ingest.spool_error is None,
             "spool_below_limit": not self.spool.is_full,
-            "database": self.writer.ready.is_set(),
+            "database": self.writer.ready.is_set() and not self.writer.stalled,
         }
         detail: dict[str, Any] = {"checks": checks}
         if not checks["broker"]:
@@ -330,7 +356,10 @@ class Service:
         if self.ingest.spool_error:
             detail["spool_error"] = self.ingest.spool_error
         if not checks["database"]:
-            detail["database_error"] = self.writer.unready_reason
+            detail["database_error"] = (
+                self.writer.unready_reason
+                or "a write request has been waiting for an answer for over 5 s"
+            )
         detail["spool"] = {
             "messages": self.spool.messages,
             "bytes": self.spool.bytes,
@@ -369,9 +398,15 @@ class Service:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # health probes would flood the log
 
-        self.http = ThreadingHTTPServer(
-            (host.strip("[]") or "0.0.0.0", int(port)), Handler
-        )
+        try:
+            self.http = ThreadingHTTPServer(
+                (host.strip("[]") or "0.0.0.0", int(port)), Handler
+            )
+        except OSError as error:
+            raise ServiceError(
+                f"cannot listen on {self.config.http.listen}: {error.strerror}; "
+                "choose a free address with http.listen (or --listen)"
+            ) from error
         self.http.daemon_threads = True
         threading.Thread(
             target=self.http.serve_forever, name="http", daemon=True

@@ -12,14 +12,22 @@ standard library; group commits keep the cost at one fsync per batch.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 SPOOL_FILE = "spool.sqlite"
+LOCK_FILE = "spool.lock"
+
+# The write-ahead log is cut back to this size after each checkpoint, so
+# that a burst doesn't leave a large log file behind.
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lines (
@@ -72,7 +80,11 @@ def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
     connection = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=30
     )
+    # Takes effect only on a new database, before its first table: freed
+    # pages can then be given back to the file system.
+    connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
     connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     connection.execute(f"PRAGMA synchronous={synchronous}")
     return connection
 
@@ -82,8 +94,11 @@ class Spool:
 
     `append` is called by the ingest thread and `take`/`remove` by the
     writer thread; each has its own connection. Byte accounting counts the
-    UTF-8 size of spooled bodies, not the file size, because SQLite reuses
-    freed pages instead of shrinking the file.
+    UTF-8 size of spooled bodies, not the file size: the file also holds
+    SQLite's pages and index, and the write-ahead log adds up to 4 MiB. One
+    commit may pass the limit by its own size, because the limit is checked
+    before each commit. A lock file keeps a second process out of the
+    directory.
     """
 
     def __init__(self, directory: Path, max_bytes: int) -> None:
@@ -92,6 +107,7 @@ class Spool:
         self.path = directory / SPOOL_FILE
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            self._lock_file = _lock_directory(directory)
             self._ingest = _connect(self.path, synchronous="FULL")
             self._ingest.executescript(_SCHEMA)
             # Removing written lines may be lost in a crash: the lines are
@@ -260,14 +276,37 @@ class Spool:
         return max(0.0, (now - int(row[0])) / 1e9)
 
     def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database file, shrinking the log."""
+        """Fold the write-ahead log into the database file and give free pages
+        back, shrinking both files."""
         # A busy database keeps its log until the next checkpoint.
         with contextlib.suppress(sqlite3.Error):
+            self._writer.execute("PRAGMA incremental_vacuum")
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self._ingest.close()
         self._writer.close()
+        self._lock_file.close()
+
+
+def _lock_directory(directory: Path) -> TextIO:
+    """Lock the spool directory for this process, or raise SpoolError."""
+    handle = (directory / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise SpoolError(
+            f"the spool {directory} is in use by another process (pid {owner}); "
+            "give each replica its own spool.directory"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 class DeadLetterStore:

@@ -1,13 +1,19 @@
 """Batched writes from the spool to the database, with every outcome classified.
 
-- 2xx: the lines leave the spool.
+- 2xx with an empty or JSON body: the lines leave the spool. InfluxDB
+  answers a write with 204; a 2xx with another body (an HTML page from a
+  proxy or a wrong URL) is held like a configuration error.
 - 429, 5xx, a timeout or a refused connection: retried with capped,
   jittered exponential backoff that honours Retry-After.
 - 401, 403: data kept, service unready, retried.
 - 404 and other 4xx that name no line: data kept, service unready, retried,
   since they mean a configuration error such as a missing database.
 - 413: the batch is split in halves until it fits; a single line too large
-  is a dead letter.
+  is a dead letter, unless it is under 64 KiB: a limit that small is a
+  misconfigured proxy, so the data is held.
+- A body saying the database, bucket or retention policy is not found:
+  held, whatever the status (InfluxDB 1.x answers 500 for a missing
+  retention policy).
 - 400, 422, or any status whose body reports that a line can't be stored:
   the batch is split to find the offending lines, which become dead
   letters, and the rest is written.
@@ -55,6 +61,21 @@ PERMANENT_BODY = re.compile(
 )
 
 
+# Bodies that mean the write target is missing: a configuration error.
+MISSING_TARGET_BODY = re.compile(
+    r"(database|bucket|retention policy|organization|namespace)[^\n]{0,80}not found",
+    re.IGNORECASE,
+)
+
+# A write request waiting longer than this makes the service unready: the
+# database is up but not answering (overloaded, or a stopped process).
+STALLED_SECONDS = 5.0
+
+# A single line smaller than this rejected with 413 means the server or a
+# proxy in front of it has an unusably small body limit.
+SMALL_LINE_BYTES = 64 * 1024
+
+
 class Verdict(Enum):
     OK = "ok"
     RETRY = "retry"  # transient: back off and write the same batch again
@@ -80,7 +101,10 @@ def classify(response: Response) -> Verdict:
     if status is None:
         return Verdict.RETRY
     if 200 <= status < 300:
-        return Verdict.OK
+        body = response.body.strip()
+        return Verdict.OK if not body or body.startswith("{") else Verdict.HOLD
+    if MISSING_TARGET_BODY.search(response.body):
+        return Verdict.HOLD
     if status in (401, 403):
         return Verdict.UNAUTHORIZED
     if status == 413:
@@ -190,7 +214,12 @@ class HttpSink:
         return self._request("POST", self.url, body, self.headers)
 
     def probe(self) -> Response:
-        return self._request("GET", self.base + self.probe_path, None, {})
+        """Check the target with an empty write, which stores nothing but is
+        answered 404 for a missing database and 401 for a bad token (InfluxDB
+        1.x, 2.x; VictoriaMetrics answers 204). v3 is checked with /health."""
+        if self.config.api == "v3":
+            return self._request("GET", self.base + self.probe_path, None, {})
+        return self.write(b"")
 
     def _request(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]
@@ -304,6 +333,9 @@ class Writer:
         self._flushing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._attempt = 0
+        self._request_started: float | None = None
+        self._written_since_compaction = False
+        self._compacted_at = time.monotonic()
 
     def start(self) -> None:
         response = self.sink.probe()
@@ -326,12 +358,18 @@ class Writer:
             time.sleep(0.05)
         self._stop.set()
         self.spool.wake()
-        # A request in flight ends within the database timeout.
-        self._thread.join(
-            max(0.1, deadline - time.monotonic()) + self.config.database.timeout
-        )
-        self.sink.close()
+        # A request still in flight at the deadline is abandoned: its lines
+        # stay in the spool and are written again on the next start.
+        self._thread.join(max(0.1, deadline - time.monotonic()))
+        if not self._thread.is_alive():
+            self.sink.close()
         return self.spool.messages == 0
+
+    @property
+    def stalled(self) -> bool:
+        """True while one write request has been waiting for over 5 s."""
+        started = self._request_started
+        return started is not None and time.monotonic() - started > STALLED_SECONDS
 
     @property
     def alive(self) -> bool:
@@ -359,6 +397,7 @@ class Writer:
                 self._stop.wait(1.0)
                 continue
             if not entries:
+                self._compact_drained_spool()
                 self.spool.wait_for_entries(batch.max_delay)
                 continue
             if len(entries) < batch.max_lines and not self._flushing.is_set():
@@ -379,6 +418,15 @@ class Writer:
                 log.exception("writer.failed", error=f"{type(error).__name__}: {error}")
                 self._set_unready(f"writer failed: {error}")
                 self._stop.wait(min(self.config.retry.maximum, 5.0))
+
+    def _compact_drained_spool(self) -> None:
+        # After a backlog drains, give the spool's file space back, at most
+        # once a minute.
+        now = time.monotonic()
+        if self._written_since_compaction and now - self._compacted_at > 60:
+            self.spool.checkpoint()
+            self._compacted_at = now
+            self._written_since_compaction = False
 
     def _write_entries(self, entries: Sequence[SpooledEntry]) -> None:
         lines = [
@@ -406,10 +454,16 @@ class Writer:
             log.error("spool.remove_failed", error=str(error))
             self._stop.wait(1.0)
             return
-        for _, reason, detail in rejected:
+        for line, reason, detail in rejected:
             self.metrics.deadlettered.labels("write", reason).inc()
-            log.warning("writer.line_rejected", reason=reason, detail=detail)
+            log.warning(
+                "writer.line_rejected",
+                topic=line.entry.topic,
+                reason=reason,
+                detail=detail,
+            )
         self.metrics.points_written.inc(len(lines) - len(rejected))
+        self._written_since_compaction = True
         self._attempt = 0
         self._set_ready()
 
@@ -422,11 +476,28 @@ class Writer:
         if len(lines) == 1 and len(body) > self.config.batch.max_bytes * 4:
             return [(lines[0], "line_too_large", f"line of {len(body)} bytes")]
         started = time.perf_counter()
-        response = self.sink.write(body)
+        self._request_started = time.monotonic()
+        try:
+            response = self.sink.write(body)
+        finally:
+            self._request_started = None
         self.metrics.write_latency.observe(time.perf_counter() - started)
         verdict = classify(response)
         if verdict is Verdict.OK:
             return []
+        if (
+            verdict is Verdict.TOO_LARGE
+            and len(lines) == 1
+            and len(body) < SMALL_LINE_BYTES
+        ):
+            raise _Retry(
+                Verdict.HOLD,
+                Response(
+                    response.status,
+                    f"a {len(body)}-byte line was rejected as too large: raise the "
+                    "body size limit of the database or of the proxy in front of it",
+                ),
+            )
         if verdict in (Verdict.TOO_LARGE, Verdict.REJECTED):
             if len(lines) == 1:
                 reason = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,12 @@ def acquire(config_path: Path | None, check: bool, **flags: Any) -> None:
     from labdock.log import configure_logging
 
     configure_logging(config.log.level, config.log.format)
+    problems = _check_files(config)
+    if problems:
+        click.echo("invalid configuration:", err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
     try:
         service = Service(config)
     except (SpoolError, ConfigError) as error:
@@ -139,18 +147,46 @@ def _check_files(config: AcquireConfig) -> list[str]:
             problems.append(
                 f"{key}: {path} does not exist or is not a file; create it or fix the path"
             )
+        elif path is not None and not os.access(path, os.R_OK):
+            problems.append(f"{key}: {path} is not readable by this user; fix its mode")
+    problems += _check_certificates(config)
     if config.broker.password_file and not config.broker.username:
         problems.append(
             "broker.password_file is set but broker.username is not; set both"
         )
     spool = config.spool.directory
     parent = spool if spool.exists() else spool.parent
-    import os
-
     if not os.access(parent, os.W_OK):
         problems.append(
             f"spool.directory: {spool} is not writable by this user; fix its owner or mode"
         )
+    return problems
+
+
+def _check_certificates(config: AcquireConfig) -> list[str]:
+    """Return problems with the PEM files, loaded as the service would."""
+    problems = []
+    for name, path in (
+        ("broker.ca_file", config.broker.ca_file),
+        ("database.ca_file", config.database.ca_file),
+    ):
+        if path is not None and path.is_file():
+            try:
+                ssl.create_default_context(cafile=str(path))
+            except (ssl.SSLError, OSError) as error:
+                problems.append(
+                    f"{name}: {path} contains no usable CA certificate ({error}); "
+                    "give a PEM file with -----BEGIN CERTIFICATE-----"
+                )
+    cert, key = config.broker.cert_file, config.broker.key_file
+    if cert is not None and key is not None and cert.is_file() and key.is_file():
+        try:
+            ssl.create_default_context().load_cert_chain(str(cert), str(key))
+        except (ssl.SSLError, OSError) as error:
+            problems.append(
+                f"broker.cert_file, broker.key_file: cannot load {cert} with {key} "
+                f"({error}); give the PEM certificate and its matching key"
+            )
     return problems
 
 
