@@ -122,12 +122,17 @@ def command_help(path: tuple[str, ...], command: click.Command) -> str:
             info_name=path[depth - 1],
             parent=parent,
         )
+    # The root group's settings (its -h alias of --help) reach every command
+    # through the parent context when labdock runs; repeat them here.
+    from labdock.cli import main
+
     context = click.Context(
         command,
         info_name=path[-1],
         parent=parent,
         terminal_width=HELP_WIDTH,
         max_content_width=HELP_WIDTH,
+        help_option_names=main.context_settings.get("help_option_names"),
     )
     return command.get_help(context)
 

@@ -392,7 +392,15 @@ def test_encode_raises_only_encode_error(
 
 @pytest.mark.parametrize(
     ("measurement", "field_key"),
-    [("m", "a\\,b"), ("m", "a\\=b"), ("m", "a\\ b"), ("a\\ b", "f"), ("a\\,b", "f")],
+    [
+        ("m", "a\\,b"),
+        ("m", "a\\=b"),
+        ("m", "a\\ b"),
+        ("m", 'a\\"b'),
+        ("a\\ b", "f"),
+        ("a\\,b", "f"),
+        ('a\\"b', "f"),
+    ],
 )
 def test_backslash_before_separator_rejected(measurement: str, field_key: str) -> None:
     with pytest.raises(EncodeError) as caught:

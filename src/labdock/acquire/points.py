@@ -20,10 +20,11 @@ read back as something else:
   escape exists for it there.
 - A measurement, tag key, tag value or field key ending in a backslash,
   because that backslash would escape the separator written after it.
-- A backslash right before a character that is escaped there, in a
-  measurement or field key (`\\,`, say): the scanner of InfluxDB 1.x reads
-  the written `\\\\,` as an escaped backslash and then a separator. In a tag
-  the same text reads back unchanged, so it is allowed there.
+- A backslash right before a comma, space, equals sign or double quote in a
+  measurement or field key (`\\,`, say): InfluxDB 1.x reads the written pair
+  as an escape sequence, so the name would not read back as written (checked
+  against InfluxDB 1.6). In a tag the same text reads back unchanged, so it
+  is allowed there.
 - Text that is not valid UTF-8 (a `str` with unpaired surrogates).
 - An `int` field outside the signed 64-bit range, a `UInt` field outside
   the unsigned 64-bit range, or a time outside the signed 64-bit range of
@@ -122,8 +123,8 @@ def _check_backslashes(text: str, label: str, escaped: str) -> None:
         if following and following in escaped:
             raise EncodeError(
                 f"{label} {text!r} has a backslash before {following!r}, which "
-                "line protocol cannot represent: InfluxDB would read an escaped "
-                "backslash followed by a separator"
+                "InfluxDB 1.x reads as an escape sequence, so the text would not "
+                "read back as written; remove or replace the backslash"
             )
         index = text.find("\\", index + 1)
 
@@ -131,7 +132,7 @@ def _check_backslashes(text: str, label: str, escaped: str) -> None:
 def _escape_measurement(measurement: str) -> str:
     _check_name(measurement, "measurement")
     if "\\" in measurement:
-        _check_backslashes(measurement, "measurement", ", ")
+        _check_backslashes(measurement, "measurement", ', "')
     if measurement[0] == "#":
         raise EncodeError(
             f"measurement {measurement!r} starts with '#', which makes the line "
@@ -153,12 +154,13 @@ def _escape_key(text: str, label: str, *, tag: bool = True) -> str:
 
     In a tag, InfluxDB 1.x reads a backslash as literal unless a special
     character follows, so `\\,` reads back as a backslash and a comma. Its
-    field-key scanner takes `\\\\` as a pair instead, so there that text is
-    an error.
+    field-key scanner takes `\\\\` as a pair instead and also unescapes `\\"`,
+    so there a backslash before a comma, equals sign, space or double quote
+    is an error.
     """
     _check_name(text, label)
     if not tag and "\\" in text:
-        _check_backslashes(text, label, ",= ")
+        _check_backslashes(text, label, ",= \"")
     escaped = text
     if "," in escaped:
         escaped = escaped.replace(",", "\\,")
