@@ -295,3 +295,34 @@ def test_deadletter_binary_payload_shown(tmp_path: Path) -> None:
     (row,) = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert row["payload"] == "/wA="
     assert row["payload_encoding"] == "base64"
+
+
+def test_check_warns_about_shadowed_mapping(tmp_path: Path) -> None:
+    config = tmp_path / "acquisition.yaml"
+    config.write_text(
+        f"spool: {{directory: '{tmp_path / 'spool'}'}}\n"
+        "mappings:\n"
+        "  - topic: 'lab/{room}/{device}/{measurement}'\n"
+        "  - topic: 'lab/{room}/{device}/door'\n"
+        "    measurement: door\n"
+        "    format: value\n"
+    )
+    result = CliRunner().invoke(
+        main, ["acquire", "--check", "--config", str(config)], env={}
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: mappings.1 ('lab/{room}/{device}/door') is never used"
+        in result.output
+    )
+    assert "move the narrower mapping first" in result.output
+
+
+def test_format_without_topic_rejected(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["acquire", "--check", "--format", "senml", "--spool-dir", str(tmp_path)],
+        env={},
+    )
+    assert result.exit_code == 2
+    assert "--format applies to the --topic mappings" in result.output

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from labdock.acquire.config import AcquireConfig, ConfigError, load_config
+from labdock.acquire.topics import filter_covers
 
 
 def _overrides(**flags: Any) -> dict[str, Any]:
@@ -97,8 +98,17 @@ def acquire(config_path: Path | None, check: bool, **flags: Any) -> None:
     Runs until SIGTERM or SIGINT, then flushes the messages it has within
     shutdown_timeout seconds.
     """
+    if flags["format"] and not flags["topic"]:
+        click.echo(
+            "error: --format applies to the --topic mappings; give --topic too, "
+            "or set format: in the configuration's mappings",
+            err=True,
+        )
+        sys.exit(2)
     config = load_or_exit(config_path, _overrides(**flags))
     if check:
+        for warning in _shadowed_mappings(config):
+            click.echo(f"warning: {warning}", err=True)
         problems = _check_files(config)
         if problems:
             click.echo("invalid configuration:", err=True)
@@ -161,6 +171,22 @@ def _check_files(config: AcquireConfig) -> list[str]:
             f"spool.directory: {spool} is not writable by this user; fix its owner or mode"
         )
     return problems
+
+
+def _shadowed_mappings(config: AcquireConfig) -> list[str]:
+    """Return a warning for each mapping that an earlier one always wins over."""
+    warnings = []
+    filters = [mapping.template.filter for mapping in config.mappings]
+    for later, later_filter in enumerate(filters):
+        for earlier, earlier_filter in enumerate(filters[:later]):
+            if filter_covers(earlier_filter, later_filter):
+                warnings.append(
+                    f"mappings.{later} ({config.mappings[later].topic!r}) is never "
+                    f"used: mappings.{earlier} ({config.mappings[earlier].topic!r}) "
+                    "matches every topic it would; move the narrower mapping first"
+                )
+                break
+    return warnings
 
 
 def _check_certificates(config: AcquireConfig) -> list[str]:
