@@ -10,10 +10,10 @@ build, and `python docs/hooks/reference.py` runs it alone. It writes:
 - reference/stack.md: the policy rules of `labdock validate` and the secret
   files of `labdock secrets`.
 - _generated/: fragments that hand-written pages include with snippets.
-  They are the summary of each top-level command (or a note that it is not
-  built yet), the services read from services/*/compose*.yaml, the
-  acquisition modules with their docstrings, the acquisition metrics, and
-  the benchmark results when bench/results/results.md exists.
+  They are the summary of each top-level command, the services read from
+  services/*/compose*.yaml, the acquisition modules with their docstrings,
+  the acquisition metrics, and the benchmark results when
+  bench/results/results.md exists.
 
 A file is rewritten only when its text changes, so that `mkdocs serve` does
 not rebuild in a loop. Generated files are not tracked by git
@@ -23,6 +23,7 @@ not rebuild in a loop. Generated files are not tracked by git
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 import types
 import typing
@@ -41,11 +42,6 @@ REPO_DIR = DOCS_DIR.parent
 GENERATED_DIR = DOCS_DIR / "_generated"
 BENCH_RESULTS = REPO_DIR / "bench" / "results" / "results.md"
 SERVICES_DIR = REPO_DIR / "services"
-
-# Operations commands that the docs describe as planned. Each gets a
-# fragment under _generated/commands/ stating whether it exists yet, so the
-# pages that include it change by themselves when the command lands.
-PLANNED_COMMANDS = ("backup", "doctor", "health", "restore", "rollback", "update")
 
 # Width of the help text rendered into the CLI reference.
 HELP_WIDTH = 88
@@ -165,14 +161,9 @@ def render_command_fragments(main: click.Group) -> dict[str, str]:
     """Return, by command name, a one-paragraph note on that top-level command."""
     context = click.Context(main, info_name="labdock")
     fragments: dict[str, str] = {}
-    names = set(main.list_commands(context)) | set(PLANNED_COMMANDS)
-    for name in sorted(names):
+    for name in sorted(main.list_commands(context)):
         command = main.get_command(context, name)
         if command is None:
-            fragments[name] = (
-                f"`labdock {name}` is not built yet in this version of labdock; "
-                "this section describes what works without it.\n"
-            )
             continue
         summary = escape_markdown(command.get_short_help_str(limit=200))
         fragments[name] = (
@@ -334,11 +325,15 @@ def render_configuration_reference() -> str:
         "reported at once with its path. Check a file without starting the service ",
         "with `labdock acquire --config FILE --check`.\n\n",
         "Settings apply in this order, each overriding the one before: the file, ",
-        f"then environment variables `{ENV_PREFIX}<SECTION>__<KEY>` (for keys inside ",
-        "a section, with the value read as YAML, for example ",
-        f"`{ENV_PREFIX}DATABASE__URL=http://influxdb:8086`), then the command-line ",
-        "flags. Secrets are never values in this file: keys ending in `_file` name ",
-        "a file that holds them.\n\n",
+        f"then environment variables `{ENV_PREFIX}<SECTION>__<KEY>` for keys inside ",
+        f"a section (`{ENV_PREFIX}DATABASE__URL=http://influxdb:8086`) and ",
+        f"`{ENV_PREFIX}<KEY>` for top-level keys (`{ENV_PREFIX}SHUTDOWN_TIMEOUT=5`), ",
+        "then the command-line flags. An environment value stays text, which the ",
+        "schema converts to the key's type, so `0123` stays `0123` for a string key; ",
+        "only a value that starts with `[` or `{` is read as a YAML list or mapping. ",
+        "An error names where the bad value came from: the file, the environment ",
+        "variable or the command line. Secrets are never values in this file: keys ",
+        "ending in `_file` name a file that holds them.\n\n",
     ]
     top_level: list[str] = []
     for name, field in AcquireConfig.model_fields.items():
@@ -346,7 +341,8 @@ def render_configuration_reference() -> str:
         if child is None:
             top_level.append(
                 f"| `{name}` | {type_name(field.annotation)} | {default_text(field)} "
-                f"| {field_description(field, AcquireConfig, name)} | |\n"
+                f"| {field_description(field, AcquireConfig, name)} "
+                f"| `{ENV_PREFIX}{name.upper()}` |\n"
             )
             continue
         is_list = typing.get_origin(field.annotation) is list
@@ -363,8 +359,8 @@ def render_configuration_reference() -> str:
         lines.append("\n")
     lines.append("## Top-level keys\n\n")
     lines.append(
-        "These keys sit at the top of the file. The environment override reads "
-        "only `SECTION__KEY` names, so these are set in the file or not at all.\n\n"
+        "These keys sit at the top of the file. Their environment variable is "
+        f"`{ENV_PREFIX}` and the key in capitals.\n\n"
     )
     lines.append(TABLE_HEADER)
     lines.extend(top_level)
@@ -610,6 +606,38 @@ def generate() -> list[Path]:
 def on_pre_build(config: Any, **_: Any) -> None:
     """Regenerate the reference pages before MkDocs collects the docs."""
     generate()
+
+
+def benchmark_assets() -> list[str]:
+    """Return the files next to results.md that it links by a relative path.
+
+    The benchmark page includes results.md with a snippet, so its links
+    resolve against the page's directory, the docs root.
+    """
+    if not BENCH_RESULTS.is_file():
+        return []
+    text = BENCH_RESULTS.read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    return sorted(
+        {
+            target
+            for target in targets
+            if "://" not in target
+            and not target.startswith(("/", "#", "."))
+            and (BENCH_RESULTS.parent / target).is_file()
+        }
+    )
+
+
+def on_files(files: Any, config: Any, **_: Any) -> Any:
+    """Add the images that the benchmark results link to the site."""
+    from mkdocs.structure.files import File
+
+    for target in benchmark_assets():
+        if files.get_file_from_path(target) is None:
+            source = BENCH_RESULTS.parent / target
+            files.append(File.generated(config, target, abs_src_path=str(source)))
+    return files
 
 
 if __name__ == "__main__":
