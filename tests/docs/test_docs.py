@@ -283,3 +283,87 @@ def test_yaml_examples_validate() -> None:
             AcquireConfig.model_validate(document)
             checked += 1
     assert checked >= 2
+
+
+def test_line_range_snippets_cover_whole_blocks() -> None:
+    # A snippet "FILE:START:END" shows lines START to END. When the file
+    # changes, the range drifts: it must still start and end at a block
+    # boundary (a blank line or the file's edge on either side).
+    checked = 0
+    for source in sorted(DOCS.glob("*.md")):
+        text = source.read_text(encoding="utf-8")
+        for match in re.finditer(r'--8<-- "([^":]+):(\d+):(\d+)"', text):
+            path, start, end = match.group(1), int(match.group(2)), int(match.group(3))
+            lines = (REPO / path).read_text(encoding="utf-8").splitlines()
+            where = f"{source.name}: {path}:{start}:{end}"
+            assert 1 <= start <= end <= len(lines), f"{where}: outside the file"
+            assert lines[start - 1].strip(), f"{where}: starts on a blank line"
+            assert lines[end - 1].strip(), f"{where}: ends on a blank line"
+            before = lines[start - 2] if start > 1 else ""
+            after = lines[end] if end < len(lines) else ""
+            assert not before.strip(), f"{where}: starts inside a block"
+            assert not after.strip(), f"{where}: ends inside a block"
+            checked += 1
+    assert checked >= 1
+
+
+def test_emqx_session_limits_shown() -> None:
+    # The pages explain these three values; the included range must hold them.
+    source = (DOCS / "services.md").read_text(encoding="utf-8")
+    match = re.search(r'--8<-- "services/emqx/etc/emqx.conf:(\d+):(\d+)"', source)
+    assert match, "services.md does not include the mqtt block of emqx.conf"
+    lines = (SERVICES / "emqx" / "etc" / "emqx.conf").read_text().splitlines()
+    included_text = "\n".join(lines[int(match.group(1)) - 1 : int(match.group(2))])
+    for setting in ("max_inflight", "max_mqueue_len", "session_expiry_interval"):
+        assert re.search(rf"^\s*{setting} = ", included_text, re.M), (
+            f"{setting} is not in the included lines"
+        )
+
+
+def command_lines(markdown: str) -> Iterator[str]:
+    """Yield each `labdock ...` command in code spans and shell code blocks."""
+    for match in re.finditer(r"`(labdock [^`]+)`", markdown):
+        yield match.group(1)
+    for block in re.finditer(
+        r"^```(?:bash|console)[^\n]*\n(.*?)^```", markdown, re.M | re.S
+    ):
+        for line in block.group(1).splitlines():
+            stripped = line.strip().removeprefix("$ ")
+            stripped = re.sub(r"^\S*/(?=labdock )", "", stripped)
+            if stripped.startswith("labdock "):
+                yield stripped
+
+
+def test_documented_commands_exist() -> None:
+    for source in sorted(DOCS.glob("*.md")):
+        for line in command_lines(source.read_text(encoding="utf-8")):
+            words = line.split()
+            command: click.Command = main
+            for word in words[1:]:
+                if not isinstance(command, click.Group) or word.startswith("-"):
+                    break
+                context = click.Context(command, info_name=word)
+                child = command.get_command(context, word)
+                assert child is not None, (
+                    f"{source.name}: `{line}`: {word} is not a command of "
+                    f"labdock {command.name if command is not main else ''}"
+                )
+                command = child
+
+
+def test_ops_settings_keys_exist() -> None:
+    from labdock.ops.settings import Settings
+
+    source = (DOCS / "services.md").read_text(encoding="utf-8")
+    sections = {
+        "backup": Settings.model_fields["backup"].annotation,
+        "health": Settings.model_fields["health"].annotation,
+    }
+    found = 0
+    for match in re.finditer(r"(?<![\w./-])(backup|health)\.([a-z_]+)\b", source):
+        model = sections[match.group(1)]
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        key = match.group(2)
+        assert key in model.model_fields, f"services.md names {match.group()}"
+        found += 1
+    assert found >= 5
