@@ -15,14 +15,14 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -34,6 +34,91 @@ log = structlog.get_logger("labdock.acquire.mqtt")
 # MQTT 5 reason code of a DISCONNECT sent because another client connected
 # with the same client id.
 SESSION_TAKEN_OVER = 142
+
+
+# Bytes asked of the socket at once; paho itself asks for one byte per
+# header byte of every packet.
+READ_CHUNK = 256 * 1024
+# Packets read per wake-up of paho's loop before it gets to write again.
+MAX_PACKETS_PER_READ = 2000
+# A PUBACK with remaining length 2: success, no reason code or properties,
+# which MQTT 3.1.1 and 5 both accept.
+_PUBACK_HEADER = bytes((paho.PUBACK, 2))
+
+
+class _Client(paho.Client):
+    """paho's client, changed where its per-message cost is highest.
+
+    - Reads are buffered. paho reads a packet with one system call per header
+      byte and one for the body, and one packet per wake-up of its loop;
+      here a large read fills a buffer that serves paho's small ones, and a
+      wake-up handles every packet the buffer holds (up to a limit).
+    - `ack_many` queues the PUBACKs of one spool commit as one write,
+      instead of one queued packet, wake-up and `send` each.
+    - A received message goes straight to `deliver`, past paho's matcher of
+      per-topic callbacks, which labdock doesn't use.
+
+    Both use paho's own locks and queue; they rely on its private methods
+    `_sock_recv`, `_loop`, `_packet_read` and `_packet_queue`, as of paho-mqtt
+    2.1 and 2.2 (pinned below 3 in pyproject.toml).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_data = b""
+        self._read_pos = 0
+        self.deliver: Callable[[Any], None] | None = None
+
+    def _handle_on_message(self, message: paho.MQTTMessage) -> None:
+        if self.deliver is None:
+            super()._handle_on_message(message)
+            return
+        with self._in_callback_mutex:
+            self.deliver(message)
+
+    def reconnect(self) -> MQTTErrorCode:
+        self._read_data = b""
+        self._read_pos = 0
+        return super().reconnect()
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        data, position = self._read_data, self._read_pos
+        if position >= len(data):
+            data = super()._sock_recv(READ_CHUNK)
+            position = 0
+            if not data:
+                self._read_data, self._read_pos = b"", 0
+                return data
+        chunk = data[position : position + bufsize]
+        self._read_data, self._read_pos = data, position + len(chunk)
+        return chunk
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        for _ in range(MAX_PACKETS_PER_READ):
+            if self._sock is None:
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _loop(self, timeout: float = 1.0) -> MQTTErrorCode:
+        # select() can't see bytes already in the buffer, so read them first
+        # and then let the loop write without waiting.
+        if self._read_pos < len(self._read_data) and self._sock is not None:
+            rc = self.loop_read()
+            if rc:
+                return rc
+            timeout = 0.0
+        return super()._loop(timeout)
+
+    def ack_many(self, mids: list[int]) -> None:
+        """Queue PUBACKs for the QoS 1 messages `mids` as one write."""
+        if mids:
+            data = b"".join(_PUBACK_HEADER + mid.to_bytes(2, "big") for mid in mids)
+            self._packet_queue(paho.PUBACK, data, 0, 0)
 
 
 @dataclass(slots=True)
@@ -80,7 +165,7 @@ class BrokerConnection:
         self._state_file = state_file
         self._connected_at: list[float] = []
         version = paho.MQTTv5 if config.protocol == "5" else paho.MQTTv311
-        client = paho.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
             protocol=version,
@@ -110,6 +195,7 @@ class BrokerConnection:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.deliver = self._deliver
         client.on_subscribe = self._on_subscribe
         self.client = client
 
@@ -137,6 +223,24 @@ class BrokerConnection:
             self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
+
+    def acknowledge_many(self, messages: Sequence[Message]) -> list[Message]:
+        """Acknowledge `messages` in one write; return those that can't be.
+
+        A message can't be acknowledged once its connection is gone: the
+        broker then sends it again.
+        """
+        generation = self.generation
+        if not self.connected.is_set():
+            return [m for m in messages if m.qos > 0]
+        current = [m for m in messages if m.generation == generation]
+        stale = [m for m in messages if m.generation != generation and m.qos > 0]
+        qos1 = [m.mid for m in current if m.qos == 1]
+        qos2 = [m for m in current if m.qos == 2]
+        self.client.ack_many(qos1)
+        for message in qos2:  # QoS 2 needs paho's own PUBREC flow
+            self.client.ack(message.mid, message.qos)
+        return stale
 
     def acknowledge(self, message: Message) -> bool:
         """Send PUBACK for `message` if its connection is still the current one.
@@ -304,9 +408,18 @@ class BrokerConnection:
             self._on_state(False)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: Any) -> None:
+        self._deliver(message)
+
+    def _deliver(self, message: Any) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            # Brokers reject such topics; if one arrives, keep it readable
+            # so that it becomes a dead letter instead of stopping the loop.
+            topic = message._topic.decode("utf-8", "replace")
         self.queue.append(
             Message(
-                message.topic,
+                topic,
                 message.payload,
                 message.mid,
                 message.qos,
@@ -316,4 +429,5 @@ class BrokerConnection:
                 self.generation,
             )
         )
-        self.arrived.set()
+        if not self.arrived.is_set():
+            self.arrived.set()

@@ -196,9 +196,8 @@ class Ingest:
                 detail=deadletter.detail,
             )
 
-        for message in messages:
-            if not self.connection.acknowledge(message) and message.qos > 0:
-                self._remember_unacknowledged(message, now_ns)
+        for message in self.connection.acknowledge_many(messages):
+            self._remember_unacknowledged(message, now_ns)
         return True
 
     def _remember_unacknowledged(self, message: Message, now_ns: int) -> None:
