@@ -312,6 +312,12 @@ def verify_command(
     "--include-secrets", is_flag=True, help="Restore secrets/ too (if backed up)."
 )
 @click.option(
+    "--project-name",
+    default=None,
+    help="Compose project name to give the restored tree (written to its .env), "
+    "so that it runs beside the live project of the same host.",
+)
+@click.option(
     "--force",
     is_flag=True,
     help="Replace volumes and directories that are not empty, and the tree.",
@@ -325,6 +331,7 @@ def restore_command(
     from_host: str | None,
     target: Path | None,
     include_secrets: bool,
+    project_name: str | None,
     force: bool,
     verbose: bool,
 ) -> None:
@@ -332,7 +339,9 @@ def restore_command(
 
     Order: tree, secrets, traefik, socket-proxy, emqx, influxdb, lam,
     harbor, then sensor-acquisition. Services are stopped while their
-    volumes are replaced and started again afterwards.
+    volumes are replaced and started again afterwards. A restore refuses
+    to act when another tree's containers use the target's project name;
+    pass --project-name for a restore beside the live project.
     """
     tree, settings = _context(directory, verbose)
     destination = (target or tree).resolve()
@@ -346,6 +355,7 @@ def restore_command(
             run=run,
             force=force,
             include_secrets=include_secrets,
+            project_name=project_name,
             progress=for_terminal(),
         )
         report = restorer.restore(list(services) or None)

@@ -17,6 +17,8 @@ from labdock.ops.errors import OpsError
 from labdock.stack import tree as stack_tree
 from labdock.stack.compose import Compose, ComposeError
 
+WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
+
 
 @dataclass(frozen=True)
 class VolumeMount:
@@ -170,6 +172,21 @@ class Project:
         for container in docker.project_containers(self.name):
             by_service.setdefault(docker.service_of(container), []).append(container)
         return by_service
+
+    def foreign_directories(self) -> list[Path]:
+        """Return the other trees whose containers use this project's name.
+
+        Compose labels each container with the directory of the project that
+        created it, so a container with another directory belongs to another
+        tree that happens to share COMPOSE_PROJECT_NAME.
+        """
+        found = set()
+        for container in docker.project_containers(self.name):
+            labels = (container.get("Config") or {}).get("Labels") or {}
+            directory = labels.get(WORKING_DIR_LABEL)
+            if directory and Path(directory).resolve() != self.tree.resolve():
+                found.add(Path(directory))
+        return sorted(found)
 
     def running_container(self, name: str) -> str:
         """Return the name of the running container of service `name`."""
