@@ -108,7 +108,7 @@ def run_command(
     tree, settings = _context(directory, verbose)
     try:
         restic = ops_backup.open_repository(tree, settings.backup, repository)
-        with ops_backup.run_lock(tree):
+        with ops_backup.run_lock(tree), ops_backup.terminate_gracefully():
             project = Project.load(tree)
             plans = ops_backup.plan_run(
                 project,
@@ -128,11 +128,21 @@ def run_command(
             )
     except OpsError as error:
         raise ToolError(str(error)) from error
+    except ops_backup.Terminated as signal_number:
+        click.echo(
+            "backup run stopped by SIGTERM; the stopped services were started again",
+            err=True,
+        )
+        raise SystemExit(128 + int(signal_number.args[0])) from None
     click.echo(_run_summary(report), nl=False)
     raise SystemExit(0 if report.ok else 1)
 
 
 def _run_summary(report: ops_backup.RunReport) -> str:
+    text = "".join(
+        f"{action}, which a killed backup run had left stopped or paused\n"
+        for action in report.resumed
+    )
     rows = []
     for result in report.results:
         snapshots = [
@@ -150,7 +160,7 @@ def _run_summary(report: ops_backup.RunReport) -> str:
                 (result.failure() or "") if not result.ok else " ".join(snapshots),
             )
         )
-    text = format_table(
+    text += format_table(
         ("SERVICE", "METHOD", "RESULT", "ADDED", "TIME", "SNAPSHOTS / ERROR"), rows
     )
     failed = [result.service for result in report.results if not result.ok]
@@ -168,6 +178,18 @@ def _run_summary(report: ops_backup.RunReport) -> str:
     else:
         text += f"run {run}: all {len(report.results)} backed up\n"
     return text
+
+
+def interrupted_message(record: dict[str, Any]) -> str:
+    """Describe a quiesce record left by a killed run, with the fix."""
+    containers = [*(record.get("stopped") or []), *(record.get("paused") or [])]
+    return (
+        f"WARNING: a backup run (pid {record.get('pid', '?')}, started "
+        f"{record.get('started', '?')}) was killed while "
+        f"{', '.join(containers) or 'its containers'} were stopped or paused; "
+        "the next `labdock backup run`, `labdock up` or `labdock doctor` "
+        "starts them again"
+    )
 
 
 @backup_group.command("list")
@@ -217,9 +239,14 @@ def status_command(directory: Path | None, as_json: bool) -> None:
     """Print the last backup attempt and success of each service."""
     tree, settings = _context(directory, False)
     data = status.load_status(resolve(tree, settings.backup.status_file))
+    left = ops_backup.read_quiesce_record(tree)
     if as_json:
+        if left is not None:
+            data = {**data, "interrupted_run": left}
         click.echo(json.dumps(data, indent=2))
         return
+    if left is not None:
+        click.echo(interrupted_message(left))
     rows = [
         (
             service,

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from labdock.ops import backup as ops_backup
 from labdock.stack import lifecycle, tree
 from labdock.stack.validate import FORMATTERS, ValidationToolError, validate
 
@@ -149,10 +150,18 @@ def validate_command(target: Path | None, output_format: str) -> None:
 def up_command(
     services: tuple[str, ...], directory: Path | None, wait_timeout: int, no_hooks: bool
 ) -> None:
-    """Start the stack (or SERVICES) and wait until it is healthy."""
+    """Start the stack (or SERVICES) and wait until it is healthy.
+
+    Containers that a killed backup run left stopped or paused are started
+    first.
+    """
+    root = resolve_tree(directory)
+    if (root / "compose.yaml").is_file():
+        for action in ops_backup.resume_interrupted(root):
+            click.echo(f"{action}, which a killed backup run had left stopped")
     try:
         states = lifecycle.up(
-            resolve_tree(directory),
+            root,
             services,
             wait_timeout=wait_timeout,
             hooks=not no_hooks,

@@ -15,16 +15,18 @@ forget, and reports the failure at the end.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from labdock.ops import docker, native
 from labdock.ops.errors import OpsError
@@ -38,7 +40,7 @@ from labdock.ops.settings import (
     repository_of,
     resolve,
 )
-from labdock.ops.state import state_dir
+from labdock.ops.state import STATE_DIR, read_json, state_dir, write_atomic
 from labdock.stack import secrets as stack_secrets
 
 logger = logging.getLogger(__name__)
@@ -145,6 +147,9 @@ class RunReport:
     pruned: list[ForgetGroup] | None = None
     prune_error: str | None = None
     stale_locks_removed: int = 0
+    # What the run did to containers that an interrupted run left stopped
+    # or paused.
+    resumed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -304,14 +309,121 @@ def run_lock(tree: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+QUIESCE_RECORD = "backup-quiesced.json"
+
+
+def quiesce_record_path(tree: Path) -> Path:
+    return state_dir(tree) / QUIESCE_RECORD
+
+
+def read_quiesce_record(tree: Path) -> dict[str, Any] | None:
+    """Return the record of containers a run stopped or paused, or None.
+
+    A record that is left when no run is in progress means a run was
+    killed before it could start them again.
+    """
+    path = tree / STATE_DIR / QUIESCE_RECORD
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as error:
+        logger.error("backup.quiesce_record_unreadable file=%s error=%s", path, error)
+        return {"stopped": [], "paused": [], "error": str(error)}
+    if not isinstance(data, dict):
+        return None
+    return data
+
+
+def resume_quiesced(tree: Path) -> list[str]:
+    """Unpause and start the containers that an interrupted run left behind.
+
+    Returns one line per container it acted on; an empty list when no
+    record was left. The caller must hold the run lock, so that the record
+    of a run in progress is never taken for a left one.
+    """
+    record = read_quiesce_record(tree)
+    if record is None:
+        return []
+    actions = []
+    for container in record.get("paused") or []:
+        logger.warning("backup.resume_unpause container=%s", container)
+        docker.docker("unpause", str(container), check=False)
+        actions.append(f"unpaused {container}")
+    # Recorded in stop order, so the reverse starts each service before
+    # its dependents.
+    for container in reversed(record.get("stopped") or []):
+        logger.warning("backup.resume_start container=%s", container)
+        docker.docker("start", str(container), check=False)
+        actions.append(f"started {container}")
+    logger.warning(
+        "backup.interrupted_run_resumed pid=%s started=%s containers=%d",
+        record.get("pid"),
+        record.get("started"),
+        len(actions),
+    )
+    quiesce_record_path(tree).unlink(missing_ok=True)
+    return actions
+
+
+def resume_interrupted(tree: Path) -> list[str]:
+    """Run resume_quiesced() unless a backup run holds the lock right now."""
+    try:
+        with run_lock(tree):
+            return resume_quiesced(tree)
+    except OpsError:
+        return []
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived during a run; raised so that stopped services restart."""
+
+
+@contextmanager
+def terminate_gracefully() -> Iterator[None]:
+    """Turn the first SIGTERM into a Terminated exception while the block runs.
+
+    systemd stops a unit with SIGTERM, and the default action would kill
+    the run with its services still stopped. Later SIGTERMs are ignored
+    while the services are started again. Outside the main thread, where
+    Python cannot set handlers, the block runs unchanged.
+    """
+    received: list[int] = []
+
+    def handle(signum: int, _frame: object) -> None:
+        if received:
+            logger.warning(
+                "backup.signal_ignored signal=%d: restarting services", signum
+            )
+            return
+        received.append(signum)
+        logger.warning("backup.terminated signal=%d: restarting services", signum)
+        raise Terminated(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handle)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class Quiesce:
-    """Stops or pauses a service and its dependents, and always undoes it."""
+    """Stops or pauses a service and its dependents, and always undoes it.
+
+    Each container is written to TREE/.labdock/backup-quiesced.json before
+    it is stopped or paused, and the record is removed once all run again.
+    A run killed in between leaves the record, and the next run, `labdock
+    up` or `labdock doctor` starts the containers (resume_quiesced).
+    """
 
     def __init__(self, project: Project, plan: ServicePlan) -> None:
         self.project = project
         self.plan = plan
         self.stopped: list[str] = []
         self.paused: list[str] = []
+        self.started = datetime.now(UTC).isoformat(timespec="seconds")
 
     def _running(self, service: str) -> list[str]:
         return [
@@ -320,12 +432,37 @@ class Quiesce:
             if (container.get("State") or {}).get("Running")
         ]
 
+    def _record(self) -> None:
+        record = {
+            "pid": os.getpid(),
+            "started": self.started,
+            "service": self.plan.service,
+            "stopped": self.stopped,
+            "paused": self.paused,
+        }
+        write_atomic(
+            quiesce_record_path(self.project.tree),
+            json.dumps(record, indent=2) + "\n",
+            0o600,
+        )
+
     def __enter__(self) -> Quiesce:
+        try:
+            self._quiesce()
+        except BaseException:
+            # __exit__ does not run when __enter__ fails.
+            self._resume()
+            raise
+        return self
+
+    def _quiesce(self) -> None:
         if self.plan.method == "stop":
             affected = {self.plan.service} | self.project.dependents(self.plan.service)
             # Dependents stop first, so nothing writes to a stopped service.
             for service in reversed(self.project.start_order(affected)):
                 for container in self._running(service):
+                    self.stopped.append(container)
+                    self._record()
                     logger.info("backup.stop container=%s", container)
                     docker.docker(
                         "stop",
@@ -334,15 +471,17 @@ class Quiesce:
                         container,
                         timeout=None,
                     )
-                    self.stopped.append(container)
         elif self.plan.method == "pause":
             for container in self._running(self.plan.service):
+                self.paused.append(container)
+                self._record()
                 logger.info("backup.pause container=%s", container)
                 docker.docker("pause", container)
-                self.paused.append(container)
-        return self
 
     def __exit__(self, *_exc: object) -> None:
+        self._resume()
+
+    def _resume(self) -> None:
         for container in self.paused:
             docker.docker("unpause", container, check=False)
         # Started in reverse stop order: the service before its dependents,
@@ -358,6 +497,7 @@ class Quiesce:
                     container,
                     status,
                 )
+        quiesce_record_path(self.project.tree).unlink(missing_ok=True)
 
 
 class BackupRunner:
@@ -381,12 +521,14 @@ class BackupRunner:
 
     def run(self, plans: Sequence[ServicePlan], *, prune: bool = False) -> RunReport:
         """Back up every plan, then apply retention when `prune` is set."""
+        resumed = resume_quiesced(self.tree)
         if not self.restic.is_initialized():
             raise OpsError(
                 f"no restic repository at {self.restic.repository}; run "
                 "`labdock backup init` to create it"
             )
         report = RunReport(time=datetime.now(UTC).replace(microsecond=0))
+        report.resumed = resumed
         live = self.restic.clear_stale_locks()
         exclusive = [lock for lock in live if lock.exclusive]
         if exclusive:

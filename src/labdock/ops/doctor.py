@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from labdock.ops import docker
+from labdock.ops import backup, docker, schedule
 from labdock.ops.errors import OpsError
 from labdock.ops.project import Project
 from labdock.stack.compose import ComposeError
@@ -652,6 +652,8 @@ def diagnose(
             )
         names = [n for n in names if n in services]
     diagnosis = Diagnosis(checked=names)
+    # Before the other checks, so that they see the containers running.
+    diagnosis.findings.extend(interrupted_backup_findings(project.tree))
     try:
         config = project.compose().run("config", "--quiet", check=False)
         diagnosis.findings.extend(compose_warnings(config.stderr))
@@ -681,6 +683,24 @@ def diagnose(
             _traefik_findings(project, running["traefik"], traefik_api)
         )
     return diagnosis
+
+
+def interrupted_backup_findings(tree: Path) -> list[Finding]:
+    """Start what a killed backup run left stopped or paused, and report it."""
+    actions = backup.resume_interrupted(tree)
+    if not actions:
+        return []
+    return [
+        Finding(
+            "backup",
+            WARNING,
+            "a backup run was killed while it had services stopped or paused; "
+            "doctor started them again",
+            "find out why the run was killed, e.g. `journalctl -u "
+            f"{schedule.UNIT_NAME}.service`, and run `labdock backup run` again",
+            tuple(actions),
+        )
+    ]
 
 
 def _traefik_findings(
