@@ -177,3 +177,88 @@ def test_rotate_unsupported_prints_steps(site: Path) -> None:
 def test_rotate_unknown_name(site: Path) -> None:
     with pytest.raises(rotate.RotationError, match="unknown secret 'nope'"):
         rotate.rotate(site, "nope")
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [".env.bak", "scripts/rotate.sh", "pyproject.toml", "data/users.json", "NOTES.md"],
+)
+def test_check_scans_every_text_file(site: Path, relative: str) -> None:
+    value = secrets.read_secret(site, "lam_password")
+    path = site / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"copied here: {value}\n")
+
+    found = problems_of(site)
+
+    assert f"lam_password: its value appears in {path}; remove it and rotate" in found
+
+
+def test_check_skips_binary_and_large_files(site: Path) -> None:
+    value = secrets.read_secret(site, "lam_password")
+    (site / "image.bin").write_bytes(b"\0\1\2" + value.encode())
+    (site / "dump.sql").write_text(
+        value + "x" * secrets.MAX_SCAN_BYTES, encoding="utf-8"
+    )
+
+    assert problems_of(site) == []
+
+
+def test_env_backup_credential_variable_flagged(site: Path) -> None:
+    (site / ".env.bak").write_text("LDAP_BIND_PASSWORD=hunter2\n")
+
+    found = problems_of(site)
+
+    assert any(p.startswith("LDAP_BIND_PASSWORD:") for p in found), found
+
+
+def test_restic_password_checked(site: Path) -> None:
+    path = site / "secrets" / "restic_password"
+    path.write_text("password\n")
+    path.chmod(0o644)
+
+    found = problems_of(site)
+
+    assert f"restic_password: mode is 0644; run chmod 600 {path}" in found
+    assert any(p.startswith("restic_password: is weak") for p in found)
+
+
+def test_restic_password_leak_found(site: Path) -> None:
+    value = "c0rrect-h0rse-battery-staple-9f2"
+    secrets.write_secret(site / "secrets" / "restic_password", value, 0, chown=False)
+    (site / "backup.sh").write_text(f"export RESTIC_PASSWORD={value}\n")
+
+    found = problems_of(site)
+
+    assert (
+        f"restic_password: its value appears in {site / 'backup.sh'}; remove it "
+        "and rotate"
+    ) in found
+
+
+def test_weak_value_reported_once(site: Path) -> None:
+    secrets.write_secret(
+        site / "secrets" / "lam_password", "password", secrets.LAM_UID, chown=False
+    )
+    for name in ("README.md", "compose.yaml", "notes.txt"):
+        (site / name).write_text("set the password in secrets/\n")
+
+    found = problems_of(site)
+
+    assert [p for p in found if p.startswith("lam_password:")] == [
+        f"lam_password: is weak (shorter than {secrets.MIN_LENGTH} or a common value)"
+    ]
+
+
+def test_failed_git_search_reported(site: Path) -> None:
+    # An empty .git directory makes every git command fail, as a repository
+    # owned by another user does ("dubious ownership").
+    (site / ".git").mkdir()
+
+    found = secrets.check_secrets(site, check_owner=False, git_history=True)
+
+    [problem] = found
+    assert problem.secret == "git"
+    assert problem.level == "warning"
+    assert problem.message.startswith("could not search git history: ")
+    assert "--no-git" in problem.message

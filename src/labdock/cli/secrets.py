@@ -46,8 +46,11 @@ def init_command(directory: Path | None) -> None:
 def check_command(directory: Path | None, max_age_days: int, no_git: bool) -> None:
     """Check mode, owner, age and strength, and search for leaked values.
 
-    Leaks are searched in .env, the Compose and config files and, when the
-    tree is in a git repository, every commit. Exit 1 on any error.
+    Checks every file under secrets/, restic_password included. Leaks are
+    searched in every text file of the tree up to 1 MiB (secrets/ and .git/
+    excepted) and, when the tree is in a git repository, in every commit;
+    a git search that fails is a warning. Values shorter than 12 characters
+    or weak are reported as weak and not searched. Exit 1 on any error.
     """
     root = resolve_tree(directory)
     problems = secrets.check_secrets(

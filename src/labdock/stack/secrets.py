@@ -28,6 +28,12 @@ EMQX_API_KEY_NAME = "labdock"
 DASHBOARD_USER = "admin"
 DEFAULT_MAX_AGE_DAYS = 365
 MIN_LENGTH = 16
+# Values shorter than this are not searched for in other files, because
+# they match by chance (a weak value is reported as weak instead).
+LEAK_MIN_LENGTH = 12
+# Larger files are not searched for leaked values: config and scripts are
+# far smaller, and a dump or an image would only slow the check down.
+MAX_SCAN_BYTES = 1024 * 1024
 
 # The acquisition image's user; see services/sensor-acquisition/Dockerfile.
 ACQUIRE_UID = 10001
@@ -324,23 +330,77 @@ def check_secrets(
                         f"is weak (shorter than {MIN_LENGTH} or a common value)",
                     )
                 )
+    problems.extend(_extra_secret_problems(tree, values))
     problems.extend(_leaks(tree, values, git_history=git_history))
     return problems
 
 
-def _tracked_text_files(tree: Path) -> Iterable[Path]:
-    for path in sorted(tree.rglob("*")):
-        relative = path.relative_to(tree).as_posix()
-        if not path.is_file() or relative.startswith(f"{SECRETS_DIR}/"):
+def _extra_secret_problems(tree: Path, values: dict[str, list[str]]) -> list[Problem]:
+    """Check the files under secrets/ that no service spec names.
+
+    `labdock backup init` writes secrets/restic_password there, and it needs
+    the same protection. Their values are added to `values` for the leak
+    search.
+    """
+    directory = secrets_dir(tree)
+    if not directory.is_dir():
+        return []
+    known = {spec.name for spec in SPECS} | {"README.md"}
+    problems = []
+    for path in sorted(directory.iterdir()):
+        if path.name in known or not path.is_file() or path.is_symlink():
             continue
-        if relative == ".env" or path.suffix in (
-            ".yaml",
-            ".yml",
-            ".tmpl",
-            ".conf",
-            ".example",
-        ):
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            problems.append(
+                Problem(path.name, f"mode is {mode:04o}; run chmod 600 {path}")
+            )
+        value = path.read_text(encoding="utf-8", errors="replace").strip()
+        if not value:
+            continue
+        values[path.name] = [value]
+        if _is_weak(value):
+            problems.append(
+                Problem(
+                    path.name, f"is weak (shorter than {MIN_LENGTH} or a common value)"
+                )
+            )
+    return problems
+
+
+def _is_text(path: Path) -> bool:
+    """Return whether `path` is a file small enough to scan and without NUL bytes."""
+    try:
+        if path.stat().st_size > MAX_SCAN_BYTES:
+            return False
+        with path.open("rb") as handle:
+            return b"\0" not in handle.read(8192)
+    except OSError:
+        return False
+
+
+def _scanned_files(tree: Path) -> Iterable[Path]:
+    """Yield every text file of the tree outside secrets/ and .git/."""
+    for path in sorted(tree.rglob("*")):
+        relative = path.relative_to(tree)
+        if relative.parts[0] in (SECRETS_DIR, ".git"):
+            continue
+        if path.is_file() and not path.is_symlink() and _is_text(path):
             yield path
+
+
+def _searched_values(values: dict[str, list[str]]) -> dict[str, str]:
+    """Return the values worth searching for, each with its secret's name.
+
+    Weak and short values are left out: a weak one is reported as weak
+    already, and a common word would match in many files.
+    """
+    return {
+        value: name
+        for name, found in values.items()
+        for value in found
+        if len(value) >= LEAK_MIN_LENGTH and not _is_weak(value)
+    }
 
 
 def _leaks(
@@ -349,16 +409,17 @@ def _leaks(
     problems: list[Problem] = []
     # Rendered Harbor input legitimately holds Harbor's passwords.
     allowed = {tree / "harbor" / "installer" / "harbor.yml"}
-    for path in _tracked_text_files(tree):
+    needles = _searched_values(values)
+    for path in _scanned_files(tree):
         if path in allowed:
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        for name, found in values.items():
-            if any(value and value in text for value in found):
-                problems.append(
-                    Problem(name, f"its value appears in {path}; remove it and rotate")
-                )
-        if path.name in (".env", ".env.example"):
+        leaked = sorted({name for value, name in needles.items() if value in text})
+        for name in leaked:
+            problems.append(
+                Problem(name, f"its value appears in {path}; remove it and rotate")
+            )
+        if path.name.startswith(".env"):
             for line_number, line in enumerate(text.splitlines(), 1):
                 key, _, value = line.partition("=")
                 if (
@@ -378,13 +439,23 @@ def _leaks(
     return problems
 
 
+def _in_git_repository(tree: Path) -> bool:
+    return any((directory / ".git").exists() for directory in [tree, *tree.parents])
+
+
 def _git_leaks(tree: Path, values: dict[str, list[str]]) -> list[Problem]:
-    """Search every commit reachable in the tree's git repository, if any."""
-    needles = {
-        value: name for name, found in values.items() for value in found if value
-    }
-    if not needles:
+    """Search every commit reachable in the tree's git repository, if any.
+
+    A failed search (git missing, "dubious ownership", a broken repository)
+    is a warning, because leaks in the history would go unnoticed.
+    """
+    needles = _searched_values(values)
+    if not needles or not _in_git_repository(tree):
         return []
+    fix = (
+        "fix the repository (for dubious ownership: `git config --global --add "
+        f"safe.directory {tree}`) or pass --no-git"
+    )
     try:
         completed = subprocess.run(
             [
@@ -403,15 +474,29 @@ def _git_leaks(tree: Path, values: dict[str, list[str]]) -> list[Problem]:
             timeout=60,
             check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return []
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return [
+            Problem(
+                "git",
+                f"could not search git history: {error}; {fix}",
+                level="warning",
+            )
+        ]
     if completed.returncode != 0:
-        return []
+        reason = completed.stderr.strip().splitlines()
+        detail = reason[0] if reason else f"git exited with {completed.returncode}"
+        return [
+            Problem(
+                "git",
+                f"could not search git history: {detail}; {fix}",
+                level="warning",
+            )
+        ]
     history = completed.stdout
+    leaked = sorted({name for value, name in needles.items() if value in history})
     return [
         Problem(name, "its value appears in the git history; rotate it")
-        for value, name in needles.items()
-        if value in history
+        for name in leaked
     ]
 
 
