@@ -115,3 +115,63 @@ def test_sarif_format() -> None:
     location = entry["locations"][0]["physicalLocation"]
     assert location["artifactLocation"]["uri"].endswith("no-privileged.yaml")
     assert location["region"]["startLine"] > 0
+
+
+def _environment_tree(tmp_path: Path, key: str, value: str) -> Path:
+    text = (FIXTURES / "clean.yaml").read_text()
+    changed = text.replace(
+        "      APP_PASSWORD_FILE: /run/secrets/app_password\n",
+        f"      APP_PASSWORD_FILE: /run/secrets/app_password\n      {key}: '{value}'\n",
+    )
+    (tmp_path / "compose.yaml").write_text(changed)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "app_password").write_text("Vq3-correct-horse-battery\n")
+    return tmp_path
+
+
+def _environment_findings(tree: Path) -> list[str]:
+    return [
+        finding.message
+        for finding in validate(tree).findings
+        if finding.rule == "no-secret-in-environment"
+    ]
+
+
+def test_environment_secret_value_flagged(tmp_path: Path) -> None:
+    tree = _environment_tree(tmp_path, "DB_URL_OPTIONS", "Vq3-correct-horse-battery")
+
+    assert _environment_findings(tree) == [
+        "environment variable DB_URL_OPTIONS holds the value of secret app_password"
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgres://app:s3cret-value@db:5432/app",
+        "ghp_R4nd0mL00kingT0kenValue1234567",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+    ],
+)
+def test_credential_like_value_flagged(tmp_path: Path, value: str) -> None:
+    tree = _environment_tree(tmp_path, "UPSTREAM", value)
+
+    [message] = _environment_findings(tree)
+
+    assert message.startswith("environment variable UPSTREAM holds a value that looks")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "emqx@emqx.labdock.internal",
+        "/var/lib/labdock/spool",
+        "https://influxdb:8086",
+        "LABDOCK_DATABASE_BUCKET_NAME_SENSORS",
+        "lab",
+    ],
+)
+def test_ordinary_value_not_flagged(tmp_path: Path, value: str) -> None:
+    tree = _environment_tree(tmp_path, "SETTING", value)
+
+    assert _environment_findings(tree) == []

@@ -399,13 +399,71 @@ _SECRET_KEY = re.compile(
     "point the image's *_FILE variable at /run/secrets/<name>.",
 )
 def check_environment_secrets(project: Project) -> Iterator[tuple[str | None, str]]:
+    secret_values = _secret_file_values(project)
     for name, service in project.service_items():
         for key, value in sorted(_environment(service).items()):
-            if not _SECRET_KEY.search(key) or not value:
+            if not value or key.endswith("_FILE") or value.startswith("/run/secrets/"):
                 continue
-            if key.endswith("_FILE") or value.startswith("/run/secrets/"):
-                continue
-            yield name, f"environment variable {key} holds a literal value"
+            if _SECRET_KEY.search(key):
+                yield name, f"environment variable {key} holds a literal value"
+            elif value.strip() in secret_values:
+                secret = secret_values[value.strip()]
+                yield name, f"environment variable {key} holds the value of {secret}"
+            elif _looks_like_credential(value):
+                yield (
+                    name,
+                    f"environment variable {key} holds a value that looks like a "
+                    "credential (a token or a URL with a password)",
+                )
+
+
+# A password in a URL's user information: scheme://user:password@host.
+_URL_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+# Token-like: one long word of base64 or hex characters.
+_TOKEN = re.compile(r"[A-Za-z0-9_+/=-]{24,}")
+_HEX = re.compile(r"[0-9a-fA-F]{32,}")
+
+
+def _looks_like_credential(value: str) -> bool:
+    """Return whether `value` looks like a password or token.
+
+    A heuristic: a URL with a password, a hex string of 32 or more digits, or
+    a word of 24 or more base64 characters that mixes lower case, upper case
+    and digits. Paths and ${VARIABLE} references do not match.
+    """
+    text = value.strip()
+    if _URL_PASSWORD.search(text):
+        return True
+    if text.startswith(("/", "$")) or not _TOKEN.fullmatch(text):
+        return False
+    if _HEX.fullmatch(text):
+        return True
+    classes = [
+        any(c.islower() for c in text),
+        any(c.isupper() for c in text),
+        any(c.isdigit() for c in text),
+    ]
+    return all(classes)
+
+
+def _secret_file_values(project: Project) -> dict[str, str]:
+    """Return the value of each readable secret file, mapped to its secret name.
+
+    Values shorter than 8 characters are left out because they would match
+    ordinary settings by chance.
+    """
+    values: dict[str, str] = {}
+    for secret_name, secret in sorted(project.secrets.items()):
+        file = secret.get("file")
+        if not file:
+            continue
+        try:
+            text = Path(str(file)).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if len(text) >= 8:
+            values[text] = f"secret {secret_name}"
+    return values
 
 
 @rule(
