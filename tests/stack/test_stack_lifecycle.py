@@ -63,3 +63,48 @@ def test_status_table_is_aligned() -> None:
     ]
     assert lines[2].split() == ["lam", "exited", "-", "-"]
     assert len({line.index(line.split()[1]) for line in lines}) == 1
+
+
+@pytest.fixture
+def laid_down(tmp_path: Path) -> Path:
+    tree.lay_down(tmp_path, domain="lab.test", email="ops@lab.test")
+    secrets.init_secrets(tmp_path, chown=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("command", ["logs", "up", "status"])
+def test_unknown_service_rejected(laid_down: Path, command: str) -> None:
+    result = CliRunner().invoke(main, [command, "nosuch", "-C", str(laid_down)])
+
+    assert result.exit_code == 2, result.output
+    assert "unknown service nosuch; services: " in result.output
+    assert "sensor-acquisition" in result.output
+
+
+def test_health_unknown_service_is_unknown(laid_down: Path) -> None:
+    result = CliRunner().invoke(main, ["health", "nosuch", "-C", str(laid_down)])
+
+    assert result.exit_code == 3, result.output
+    assert result.output.startswith("UNKNOWN: unknown service nosuch; services: ")
+    assert "influxdb" in result.output
+
+
+@pytest.mark.parametrize("command", ["status", "down", "logs", "up"])
+def test_commands_outside_tree_rejected(tmp_path: Path, command: str) -> None:
+    result = CliRunner().invoke(main, [command, "-C", str(tmp_path)])
+
+    assert result.exit_code == 2, result.output
+    assert f"no compose.yaml in {tmp_path}; pass the services tree with -C DIR" in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize("command", ["status", "down", "logs"])
+def test_unreachable_engine_is_tool_error(
+    laid_down: Path, command: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'missing.sock'}")
+
+    result = CliRunner().invoke(main, [command, "-C", str(laid_down)])
+
+    assert result.exit_code == 2, result.output

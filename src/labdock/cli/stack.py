@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from labdock.ops import backup as ops_backup
+from labdock.ops.console import ToolError
 from labdock.stack import lifecycle, tree
 from labdock.stack.validate import FORMATTERS, ValidationToolError, validate
 
@@ -46,6 +47,20 @@ def tree_option(function: F) -> F:
 
 def resolve_tree(directory: Path | None) -> Path:
     return (directory or default_tree()).resolve()
+
+
+def require_tree(directory: Path | None) -> Path:
+    """Return the resolved tree; raise ToolError (exit 2) when it has no compose.yaml."""
+    root = resolve_tree(directory)
+    if not (root / "compose.yaml").is_file():
+        raise ToolError(
+            f"no compose.yaml in {root}; pass the services tree with -C DIR"
+        )
+    return root
+
+
+def _tool_error(error: lifecycle.StackError) -> ToolError:
+    return ToolError(str(error))
 
 
 @click.command("init")
@@ -155,10 +170,13 @@ def up_command(
     Containers that a killed backup run left stopped or paused are started
     first.
     """
-    root = resolve_tree(directory)
-    if (root / "compose.yaml").is_file():
-        for action in ops_backup.resume_interrupted(root):
-            click.echo(f"{action}, which a killed backup run had left stopped")
+    root = require_tree(directory)
+    try:
+        lifecycle.check_services(root, services)
+    except lifecycle.StackError as error:
+        raise _tool_error(error) from error
+    for action in ops_backup.resume_interrupted(root):
+        click.echo(f"{action}, which a killed backup run had left stopped")
     try:
         states = lifecycle.up(
             root,
@@ -174,21 +192,33 @@ def up_command(
 @click.command("down")
 @tree_option
 def down_command(directory: Path | None) -> None:
-    """Stop and remove the containers; volumes and data are kept."""
+    """Stop and remove the containers; volumes and data are kept.
+
+    Exit codes: 0 success, 2 usage or tool error (no tree, engine unreachable).
+    """
     try:
-        lifecycle.down(resolve_tree(directory))
+        lifecycle.down(require_tree(directory))
     except lifecycle.StackError as error:
-        raise click.ClickException(str(error)) from error
+        raise _tool_error(error) from error
 
 
 @click.command("status")
+@click.argument("services", nargs=-1)
 @tree_option
-def status_command(directory: Path | None) -> None:
-    """Print each service's state, health and URL."""
+def status_command(services: tuple[str, ...], directory: Path | None) -> None:
+    """Print each service's (or SERVICES') state, health and URL.
+
+    Exit codes: 0 every service runs, 1 a service is down, unhealthy or has
+    no container, 2 usage or tool error (no tree, engine unreachable).
+    """
+    root = require_tree(directory)
     try:
-        states = lifecycle.status(resolve_tree(directory))
+        lifecycle.check_services(root, services)
+        states = lifecycle.status(root)
     except lifecycle.StackError as error:
-        raise click.ClickException(str(error)) from error
+        raise _tool_error(error) from error
+    if services:
+        states = [state for state in states if state.service in services]
     click.echo(lifecycle.format_table(states), nl=False)
     unhealthy = [s for s in states if s.state != "running" or s.health == "unhealthy"]
     raise SystemExit(1 if unhealthy or not states else 0)
@@ -204,11 +234,15 @@ def status_command(directory: Path | None) -> None:
 def logs_command(
     services: tuple[str, ...], directory: Path | None, tail: int, follow: bool
 ) -> None:
-    """Print the logs of the stack or of SERVICES."""
+    """Print the logs of the stack or of SERVICES.
+
+    Exit codes: 0 success, 2 usage or tool error (no tree, unknown service,
+    engine unreachable).
+    """
     try:
-        lifecycle.logs(resolve_tree(directory), services, tail=tail, follow=follow)
+        lifecycle.logs(require_tree(directory), services, tail=tail, follow=follow)
     except lifecycle.StackError as error:
-        raise click.ClickException(str(error)) from error
+        raise _tool_error(error) from error
 
 
 COMMANDS = [

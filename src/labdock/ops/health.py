@@ -411,14 +411,22 @@ def run_checks(
     moment = now or datetime.now(UTC)
     health = settings.health
     checks: list[Check] = []
-    by_service = project.containers()
     names = [
         name
         for name in project.start_order()
         if not project.service(name).get("profiles")
     ]
     if services:
+        # Checked first: an unknown name would otherwise select no check
+        # at all and report OK.
+        unknown = [name for name in services if name not in [*names, "harbor"]]
+        if unknown:
+            raise OpsError(
+                f"unknown service {', '.join(unknown)}; services: "
+                + ", ".join([*names, "harbor"])
+            )
         names = [name for name in names if name in services]
+    by_service = project.containers()
     for name in names:
         containers = by_service.get(name, [])
         checks.extend(container_checks(name, containers, health))

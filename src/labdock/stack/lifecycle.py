@@ -31,6 +31,10 @@ class StackError(Exception):
     """A lifecycle step failed; the message says which and what to do."""
 
 
+class UnknownServiceError(StackError):
+    """A service name given on the command line is not in the project."""
+
+
 @dataclass(frozen=True)
 class ServiceState:
     """One row of `labdock status`."""
@@ -62,6 +66,29 @@ def ensure_network(name: str, environment: Mapping[str, str] | None = None) -> b
         raise StackError(f"cannot create network {name}: {error}") from error
     logger.info("created network %s", name)
     return True
+
+
+def check_services(
+    directory: Path,
+    services: Sequence[str],
+    environment: Mapping[str, str] | None = None,
+) -> None:
+    """Raise UnknownServiceError when a name in `services` is not in the project.
+
+    Compose itself ignores an unknown name in `logs` and prints nothing.
+    """
+    if not services:
+        return
+    try:
+        listed = _compose(directory, environment).run("config", "--services")
+    except ComposeError as error:
+        raise StackError(str(error)) from error
+    known = sorted(listed.stdout.split())
+    unknown = [name for name in services if name not in known]
+    if unknown:
+        raise UnknownServiceError(
+            f"unknown service {', '.join(unknown)}; services: {', '.join(known)}"
+        )
 
 
 def _check_ready(directory: Path) -> dict[str, str]:
@@ -99,6 +126,7 @@ def up(
     the rest.
     """
     settings = _check_ready(directory)
+    check_services(directory, services, environment)
     try:
         tree.render(directory, settings)
     except tree.TreeError as error:
@@ -245,6 +273,7 @@ def logs(
     environment: Mapping[str, str] | None = None,
 ) -> None:
     """Print the services' logs to the terminal."""
+    check_services(directory, services, environment)
     args = ["logs", "--tail", str(tail), *(["--follow"] if follow else []), *services]
     try:
         _compose(directory, environment).run(*args, capture=False)
