@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from labdock.cli import main
 from labdock.stack import policy
-from labdock.stack.validate import COMPOSE_RULE, validate
+from labdock.stack.validate import ALLOWLIST_RULE, COMPOSE_RULE, validate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policy"
 SERVICES = Path(__file__).resolve().parents[2] / "services"
@@ -108,7 +108,7 @@ def test_sarif_format() -> None:
     assert log["version"] == "2.1.0"
     run = log["runs"][0]
     rule_ids = [item["id"] for item in run["tool"]["driver"]["rules"]]
-    assert set(rule_ids) == set(RULE_IDS)
+    assert set(rule_ids) == {*RULE_IDS, ALLOWLIST_RULE.id}
     [entry] = run["results"]
     assert entry["ruleId"] == "no-privileged"
     assert rule_ids[entry["ruleIndex"]] == "no-privileged"
@@ -175,3 +175,30 @@ def test_ordinary_value_not_flagged(tmp_path: Path, value: str) -> None:
     tree = _environment_tree(tmp_path, "SETTING", value)
 
     assert _environment_findings(tree) == []
+
+
+@pytest.mark.parametrize(
+    ("allowlist", "message"),
+    [
+        ("10.0.0.0/8,0.0.0.0/0", "ADMIN_ALLOWLIST contains 0.0.0.0/0, which opens"),
+        ("::/0", "ADMIN_ALLOWLIST contains ::/0, which opens"),
+        ("", "ADMIN_ALLOWLIST is empty in .env"),
+        ("lab-net", "ADMIN_ALLOWLIST entry 'lab-net' is not an IP address"),
+    ],
+)
+def test_admin_allowlist_findings(tmp_path: Path, allowlist: str, message: str) -> None:
+    (tmp_path / "compose.yaml").write_text((FIXTURES / "clean.yaml").read_text())
+    (tmp_path / ".env").write_text(f"ADMIN_ALLOWLIST={allowlist}\n")
+
+    findings = validate(tmp_path).findings
+
+    assert [finding.rule for finding in findings] == ["admin-allowlist"]
+    assert findings[0].message.startswith(message)
+    assert findings[0].file == str(tmp_path / ".env")
+
+
+def test_admin_allowlist_valid_passes(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text((FIXTURES / "clean.yaml").read_text())
+    (tmp_path / ".env").write_text("ADMIN_ALLOWLIST=192.168.10.0/24, 2001:db8::/32\n")
+
+    assert validate(tmp_path).findings == []

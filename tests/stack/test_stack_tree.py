@@ -160,3 +160,25 @@ def test_render_reports_missing_value(tmp_path: Path) -> None:
 def test_render_rejects_empty_allowlist(tmp_path: Path) -> None:
     with pytest.raises(tree.TreeError, match="ADMIN_ALLOWLIST is empty"):
         tree.render(tmp_path, {"ADMIN_ALLOWLIST": " , "})
+
+
+def test_render_rejects_set_but_empty_allowlist(tmp_path: Path) -> None:
+    tree.lay_down(tmp_path, domain="lab.test", email="ops@lab.test")
+
+    with pytest.raises(tree.TreeError, match="remove the line to use the default"):
+        tree.render(tmp_path, {"ADMIN_ALLOWLIST": ""})
+
+
+def test_render_rejects_invalid_allowlist_entry(tmp_path: Path) -> None:
+    tree.lay_down(tmp_path, domain="lab.test", email="ops@lab.test")
+
+    with pytest.raises(tree.TreeError, match="'10.0.0.300/8' is not an IP address"):
+        tree.render(tmp_path, {"ADMIN_ALLOWLIST": "192.168.1.7,10.0.0.300/8"})
+
+
+def test_allowlist_default_when_key_missing() -> None:
+    assert tree.admin_allowlist({}) == ["10.0.0.0/8", "192.168.0.0/16"]
+    assert tree.open_ranges(["10.0.0.0/8", "0.0.0.0/0", "::/0"]) == [
+        "0.0.0.0/0",
+        "::/0",
+    ]

@@ -586,13 +586,21 @@ def traefik_routers(
 
 
 _TRAEFIK_ERROR = re.compile(r'(level=error|"level":"error"|\bERR\b)', re.IGNORECASE)
+# ANSI escape sequences (CSI): Traefik 3 colours its console log level, so
+# the log holds "\x1b[31mERR" and the `\bERR\b` match needs them removed.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(line: str) -> str:
+    return _ANSI_ESCAPE.sub("", line)
 
 
 def traefik_log_findings(lines: Sequence[str]) -> list[Finding]:
     """Find router and provider errors in Traefik's log."""
+    plain = [strip_ansi(line) for line in lines]
     errors = [
         line
-        for line in lines
+        for line in plain
         if _TRAEFIK_ERROR.search(line)
         and re.search(r"router|middleware|service|provider", line, re.IGNORECASE)
     ]

@@ -10,11 +10,12 @@ version is written beside them as FILE.labdock-new.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,15 +205,48 @@ def env_values(tree: Path) -> dict[str, str]:
     return read_env(tree / ".env.example")
 
 
+def admin_allowlist(settings: Mapping[str, str]) -> list[str]:
+    """Return the ADMIN_ALLOWLIST ranges, each checked to be an IP or CIDR range.
+
+    A missing key gives the default ranges. A key that is set but empty
+    raises TreeError instead of falling back to them, because the user
+    meant to change the list.
+    """
+    if "ADMIN_ALLOWLIST" not in settings:
+        raw = TEMPLATE_DEFAULTS["ADMIN_ALLOWLIST"]
+    else:
+        raw = settings["ADMIN_ALLOWLIST"]
+    ranges = [part.strip() for part in raw.split(",") if part.strip()]
+    if not ranges:
+        raise TreeError(
+            "ADMIN_ALLOWLIST is empty in .env; set at least one IP or CIDR range, "
+            "or remove the line to use the default "
+            f"{TEMPLATE_DEFAULTS['ADMIN_ALLOWLIST']}"
+        )
+    for entry in ranges:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as error:
+            raise TreeError(
+                f"ADMIN_ALLOWLIST entry {entry!r} is not an IP address or CIDR range "
+                "(e.g. 192.168.10.0/24); fix it in .env"
+            ) from error
+    return ranges
+
+
+def open_ranges(ranges: Sequence[str]) -> list[str]:
+    """Return the ranges that match every address (0.0.0.0/0, ::/0)."""
+    return [
+        entry
+        for entry in ranges
+        if ipaddress.ip_network(entry, strict=False).prefixlen == 0
+    ]
+
+
 def template_values(settings: Mapping[str, str]) -> dict[str, str]:
     """Return the variables templates may use: settings, defaults, derived."""
     values = {**TEMPLATE_DEFAULTS, **{k: v for k, v in settings.items() if v != ""}}
-    ranges = [
-        part.strip() for part in values["ADMIN_ALLOWLIST"].split(",") if part.strip()
-    ]
-    if not ranges:
-        raise TreeError("ADMIN_ALLOWLIST is empty; set at least one CIDR range in .env")
-    values["ADMIN_ALLOWLIST_YAML"] = json.dumps(ranges)
+    values["ADMIN_ALLOWLIST_YAML"] = json.dumps(admin_allowlist(settings))
     return values
 
 

@@ -10,12 +10,24 @@ from typing import Any
 
 from labdock import __version__
 from labdock.stack import policy
+from labdock.stack import tree as stack_tree
 from labdock.stack.compose import Compose, ComposeError, compose_file
+from labdock.stack.envfile import read_env
 
 COMPOSE_RULE = policy.Rule(
     id="compose-config",
     summary="Docker Compose accepts the project (`docker compose config`).",
     fix="Fix the error Compose reports; it names the file and key.",
+    check=lambda project: iter(()),
+)
+
+
+ALLOWLIST_RULE = policy.Rule(
+    id="admin-allowlist",
+    summary="ADMIN_ALLOWLIST in .env lists valid IP or CIDR ranges, none open "
+    "to every address.",
+    fix="Set ADMIN_ALLOWLIST in .env to the networks the admins work from, "
+    "e.g. 192.168.10.0/24, never 0.0.0.0/0 or ::/0.",
     check=lambda project: iter(()),
 )
 
@@ -77,7 +89,40 @@ def validate(path: Path) -> ValidationResult:
         )
         return result
     result.findings.extend(policy.evaluate(policy.Project(model, file)))
+    result.findings.extend(allowlist_findings(file.parent, env_file))
     return result
+
+
+def allowlist_findings(tree: Path, env_file: Path | None) -> list[policy.Finding]:
+    """Check ADMIN_ALLOWLIST of the tree's .env (or of `env_file`).
+
+    The list is not part of the Compose model: Traefik's middleware file is
+    rendered from it, so this check reads the env file itself.
+    """
+    path = env_file or tree / ".env"
+    if not path.is_file():
+        return []
+    settings = read_env(path)
+
+    def finding(message: str) -> policy.Finding:
+        return policy.Finding(
+            rule=ALLOWLIST_RULE.id,
+            message=message,
+            fix=ALLOWLIST_RULE.fix,
+            file=str(path),
+        )
+
+    try:
+        ranges = stack_tree.admin_allowlist(settings)
+    except stack_tree.TreeError as error:
+        return [finding(str(error))]
+    return [
+        finding(
+            f"ADMIN_ALLOWLIST contains {entry}, which opens the admin UIs "
+            "(Traefik, EMQX, InfluxDB, LAM, Harbor) to every address"
+        )
+        for entry in stack_tree.open_ranges(ranges)
+    ]
 
 
 def _compose_message(text: str) -> str:
@@ -88,7 +133,7 @@ def _compose_message(text: str) -> str:
 
 def format_text(result: ValidationResult) -> str:
     if result.clean:
-        return f"{result.target}: no findings ({len(policy.RULES) + 1} rules checked)\n"
+        return f"{result.target}: no findings ({len(policy.RULES) + 2} rules checked)\n"
     lines = []
     for finding in result.findings:
         where = finding.file + (f":{finding.line}" if finding.line else "")
@@ -109,7 +154,7 @@ def format_json(result: ValidationResult) -> str:
 
 def format_sarif(result: ValidationResult) -> str:
     """Return the findings as a SARIF 2.1.0 log."""
-    rules = [COMPOSE_RULE, *policy.RULES.values()]
+    rules = [COMPOSE_RULE, ALLOWLIST_RULE, *policy.RULES.values()]
     index = {item.id: position for position, item in enumerate(rules)}
     results: list[dict[str, Any]] = []
     for finding in result.findings:
