@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from labdock.cli import main
 from labdock.stack import rotate, secrets
+from labdock.stack.compose import Compose, ComposeError
 
 
 @pytest.fixture()
@@ -20,6 +21,7 @@ def site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     site.mkdir()
     (site / ".env").write_text("LABDOCK_DOMAIN=lab.test\n")
+    (site / "compose.yaml").write_text("services: {}\n")
     secrets.init_secrets(site, chown=False)
     return site
 
@@ -262,3 +264,48 @@ def test_failed_git_search_reported(site: Path) -> None:
     assert problem.level == "warning"
     assert problem.message.startswith("could not search git history: ")
     assert "--no-git" in problem.message
+
+
+def _failing_compose_run(self: Compose, *args: str, **options: object) -> None:
+    raise ComposeError("docker compose exec failed with exit code 1: node down")
+
+
+def test_rotate_emqx_failure_keeps_old_value(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rotate, "_running", lambda compose, service: True)
+    monkeypatch.setattr(Compose, "run", _failing_compose_run)
+    before = secrets.read_secret(site, "emqx_dashboard_password")
+
+    result = CliRunner().invoke(
+        main, ["secrets", "rotate", "emqx_dashboard_password", "-C", str(site)]
+    )
+
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "`emqx ctl admins passwd` failed" in result.output
+    assert "old password was put back" in result.output
+    assert secrets.read_secret(site, "emqx_dashboard_password") == before
+
+
+def test_rotate_traefik_restart_failure_keeps_old(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rotate, "_running", lambda compose, service: True)
+    monkeypatch.setattr(Compose, "run", _failing_compose_run)
+    password = secrets.read_secret(site, "traefik_dashboard_password")
+    users = secrets.read_secret(site, "traefik_dashboard_users")
+
+    with pytest.raises(rotate.RotationError, match="restarting traefik failed"):
+        rotate.rotate(site, "traefik_dashboard_password")
+
+    assert secrets.read_secret(site, "traefik_dashboard_password") == password
+    assert secrets.read_secret(site, "traefik_dashboard_users") == users
+
+
+def test_init_outside_tree_rejected(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["secrets", "init", str(tmp_path)])
+
+    assert result.exit_code == 2, result.output
+    assert f"no compose.yaml in {tmp_path}" in result.output
+    assert not (tmp_path / "secrets").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from labdock.cli.stack import resolve_tree
+from labdock.cli.stack import require_tree, resolve_tree
 from labdock.stack import rotate as rotation
 from labdock.stack import secrets
 
@@ -22,7 +22,7 @@ def secrets_group() -> None:
 )
 def init_command(directory: Path | None) -> None:
     """Create every missing secret: random, mode 0600, owned by its reader."""
-    root = resolve_tree(directory)
+    root = require_tree(directory)
     outcome = secrets.init_secrets(root)
     for name in outcome.created:
         click.echo(f"created secrets/{name}")
@@ -83,7 +83,7 @@ def rotate_command(name: str, directory: Path | None, harbor_url: str | None) ->
     other secret the command prints the manual steps and exits 1.
     """
     try:
-        message = rotation.rotate(resolve_tree(directory), name, harbor_url=harbor_url)
+        message = rotation.rotate(require_tree(directory), name, harbor_url=harbor_url)
     except rotation.RotationError as error:
         raise click.ClickException(str(error)) from error
     click.echo(message)

@@ -28,6 +28,22 @@ def _running(compose: Compose, service: str) -> bool:
     )
 
 
+def _read_files(directory: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """Return the current text of each secret file that exists."""
+    return {
+        name: (directory / name).read_text(encoding="utf-8")
+        for name in names
+        if (directory / name).is_file()
+    }
+
+
+def _put_back(directory: Path, old_values: Mapping[str, str]) -> None:
+    for name, text in old_values.items():
+        spec = secrets.SPECS_BY_NAME[name]
+        secrets.write_secret(directory / name, text, spec.uid)
+        logger.warning("rotation failed; put the old value of %s back", name)
+
+
 def rotate(
     directory: Path,
     name: str,
@@ -53,6 +69,8 @@ def rotate(
 
     if name in ("traefik_dashboard_password", "traefik_dashboard_users"):
         users = secrets.SPECS_BY_NAME["traefik_dashboard_users"]
+        names = ("traefik_dashboard_password", users.name)
+        old_values = _read_files(directory_secrets, names)
         secrets.write_secret(
             directory_secrets / "traefik_dashboard_password", new_value, 0
         )
@@ -62,17 +80,35 @@ def rotate(
         # Traefik reads a basicAuth users file when it builds the middleware,
         # not when the file changes.
         if _running(compose, "traefik"):
-            compose.run("restart", "traefik")
+            try:
+                compose.run("restart", "traefik")
+            except ComposeError as error:
+                _put_back(directory_secrets, old_values)
+                raise RotationError(
+                    f"restarting traefik failed, so the old dashboard password "
+                    f"was put back in {directory_secrets}: {error}; see "
+                    "`labdock logs traefik`, then run the rotation again"
+                ) from error
             return "rotated the Traefik dashboard password and restarted traefik"
         return "rotated the Traefik dashboard password (traefik is not running)"
 
     if name == "emqx_dashboard_password":
         spec = secrets.SPECS_BY_NAME[name]
+        old_values = _read_files(directory_secrets, (name,))
         secrets.write_secret(directory_secrets / name, new_value, spec.uid)
         compose = Compose(directory, environment=environment)
         if not _running(compose, "emqx"):
             return "stored a new EMQX dashboard password; `labdock up` sets it in EMQX"
-        compose.run("exec", "-T", "emqx", "sh", "-c", SET_EMQX_DASHBOARD_PASSWORD)
+        try:
+            compose.run("exec", "-T", "emqx", "sh", "-c", SET_EMQX_DASHBOARD_PASSWORD)
+        except ComposeError as error:
+            # EMQX still has the old password, so the file must match it.
+            _put_back(directory_secrets, old_values)
+            raise RotationError(
+                "`emqx ctl admins passwd` failed in the emqx container, so the old "
+                f"password was put back in {directory_secrets / name}: {error}; "
+                "check `labdock logs emqx`, then run the rotation again"
+            ) from error
         return "rotated the EMQX dashboard password of admin"
 
     # harbor_admin_password: change it in Harbor first, so a failed call
