@@ -182,3 +182,44 @@ def test_allowlist_default_when_key_missing() -> None:
         "0.0.0.0/0",
         "::/0",
     ]
+
+
+def test_init_without_terminal_names_flags(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["init", str(tmp_path / "s")], input="")
+
+    assert result.exit_code == 2, result.output
+    assert "--domain is required" in result.output
+    assert "pass --domain DOMAIN --email ADDRESS" in result.output
+
+
+def test_init_updates_existing_env_keys(tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    args = ["init", str(target), "--domain", "lab.test", "--email", "ops@lab.test"]
+    runner = CliRunner()
+    assert runner.invoke(main, args).exit_code == 0
+
+    result = runner.invoke(
+        main,
+        ["init", str(target), "--domain", "new.lab.test", "--email", "ops@lab.test"],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"updated LABDOCK_DOMAIN in {target / '.env'}: 'lab.test' -> 'new.lab.test'"
+        in result.output
+    )
+    assert "ACME_EMAIL" not in result.output
+    assert read_env(target / ".env")["LABDOCK_DOMAIN"] == "new.lab.test"
+
+
+def test_init_existing_env_needs_no_flags(tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    args = ["init", str(target), "--domain", "lab.test", "--email", "ops@lab.test"]
+    runner = CliRunner()
+    assert runner.invoke(main, args).exit_code == 0
+
+    result = runner.invoke(main, ["init", str(target)], input="")
+
+    assert result.exit_code == 0, result.output
+    assert "kept the other settings of the existing" in result.output
+    assert read_env(target / ".env")["LABDOCK_DOMAIN"] == "lab.test"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ import click
 from labdock.ops import backup as ops_backup
 from labdock.ops.console import ToolError
 from labdock.stack import lifecycle, tree
+from labdock.stack.envfile import parse_env, set_values
 from labdock.stack.validate import FORMATTERS, ValidationToolError, validate
 
 DEFAULT_TREE = Path("/opt/services")
@@ -65,25 +67,47 @@ def _tool_error(error: lifecycle.StackError) -> ToolError:
 
 @click.command("init")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--domain", prompt="Base domain (services get <name>.<domain>)")
-@click.option("--email", prompt="ACME e-mail for Let's Encrypt")
+@click.option(
+    "--domain",
+    default=None,
+    help="Base domain (services get <name>.<domain>); prompted for when a new "
+    ".env is created on a terminal. Updates LABDOCK_DOMAIN of an existing .env.",
+)
+@click.option(
+    "--email",
+    default=None,
+    help="ACME e-mail for Let's Encrypt; prompted for like --domain. Updates "
+    "ACME_EMAIL of an existing .env.",
+)
 @click.option("--force", is_flag=True, help="Overwrite files changed on this host.")
-def init_command(directory: Path, domain: str, email: str, force: bool) -> None:
+def init_command(
+    directory: Path, domain: str | None, email: str | None, force: bool
+) -> None:
     """Lay the services tree down in DIRECTORY and create its .env.
 
     Files changed on this host are kept; the shipped version is written
-    beside them as FILE.labdock-new unless --force is given.
+    beside them as FILE.labdock-new unless --force is given. An existing
+    .env is kept, except for the keys that --domain and --email set.
     """
-    if "." not in domain or " " in domain:
+    env_path = directory / ".env"
+    env_exists = env_path.is_file()
+    if not env_exists:
+        domain = domain or _prompt(
+            "--domain", "Base domain (services get <name>.<domain>)"
+        )
+        email = email or _prompt("--email", "ACME e-mail for Let's Encrypt")
+    if domain is not None and ("." not in domain or " " in domain):
         raise click.BadParameter(
             f"{domain!r} is not a domain name", param_hint="--domain"
         )
-    if "@" not in email:
+    if email is not None and "@" not in email:
         raise click.BadParameter(
             f"{email!r} is not an e-mail address", param_hint="--email"
         )
     try:
-        report = tree.lay_down(directory, domain=domain, email=email, force=force)
+        report = tree.lay_down(
+            directory, domain=domain or "", email=email or "", force=force
+        )
     except tree.TreeError as error:
         raise click.ClickException(str(error)) from error
     click.echo(
@@ -98,12 +122,50 @@ def init_command(directory: Path, domain: str, email: str, force: bool) -> None:
     for relative in report.overwritten:
         click.echo(f"overwrote your changes to {relative} (--force)")
     if report.env_created:
-        click.echo(f"created {directory / '.env'}; review it, then run:")
+        click.echo(f"created {env_path}; review it, then run:")
     else:
-        click.echo(f"kept the existing {directory / '.env'}; next steps:")
+        changed = _update_env(env_path, {"LABDOCK_DOMAIN": domain, "ACME_EMAIL": email})
+        for key, (old, new) in changed.items():
+            click.echo(f"updated {key} in {env_path}: {old!r} -> {new!r}")
+        click.echo(f"kept the other settings of the existing {env_path}; next steps:")
     click.echo(f"  labdock secrets init {directory}")
     click.echo(f"  labdock validate {directory}")
     click.echo(f"  labdock up -C {directory}")
+
+
+def _prompt(flag: str, text: str) -> str:
+    """Ask for a value on stdin; raise UsageError (exit 2) when stdin has ended.
+
+    Without a terminal (cron, CI, ssh without -t) stdin is usually empty,
+    and click's own "Aborted!" with exit 1 would not name the flags.
+    """
+    try:
+        value: str = click.prompt(text)
+    except click.Abort:
+        if sys.stdin.isatty():
+            raise
+        raise click.UsageError(
+            f"{flag} is required: there is no terminal to ask on and no .env "
+            "yet; pass --domain DOMAIN --email ADDRESS"
+        ) from None
+    return value
+
+
+def _update_env(
+    env_path: Path, requested: dict[str, str | None]
+) -> dict[str, tuple[str, str]]:
+    """Set the requested keys that differ in `env_path`; return old and new values."""
+    text = env_path.read_text(encoding="utf-8")
+    current = parse_env(text)
+    changed = {
+        key: (current.get(key, ""), value)
+        for key, value in requested.items()
+        if value is not None and current.get(key) != value
+    }
+    if changed:
+        updates = {key: new for key, (_old, new) in changed.items()}
+        env_path.write_text(set_values(text, updates), encoding="utf-8")
+    return changed
 
 
 @click.command("render")
