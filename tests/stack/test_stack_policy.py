@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,50 @@ def test_admin_allowlist_valid_passes(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("ADMIN_ALLOWLIST=192.168.10.0/24, 2001:db8::/32\n")
 
     assert validate(tmp_path).findings == []
+
+
+def _shipped_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "services"
+    shutil.copytree(SERVICES, target)
+    return target
+
+
+def test_emqx_on_traefik_network_flagged(tmp_path: Path) -> None:
+    target = _shipped_copy(tmp_path)
+    emqx = target / "emqx" / "compose.yaml"
+    emqx.write_text(
+        emqx.read_text().replace(
+            "      - backend\n", "      - backend\n      - traefik_network\n", 1
+        )
+    )
+
+    findings = [
+        (finding.rule, finding.service, finding.message)
+        for finding in validate(target).findings
+    ]
+
+    assert findings == [
+        (
+            "internal-on-backend-only",
+            "emqx",
+            "is an internal service but joins traefik_network, which gives it a "
+            "route out of the host",
+        )
+    ]
+
+
+def test_traefik_network_label_checked_on_public(tmp_path: Path) -> None:
+    target = _shipped_copy(tmp_path)
+    lam = target / "lam" / "compose.yaml"
+    lam.write_text(
+        lam.read_text().replace(
+            '      traefik.enable: "true"\n',
+            '      traefik.enable: "true"\n'
+            "      traefik.docker.network: labdock_backend\n",
+            1,
+        )
+    )
+
+    findings = [(f.rule, f.service) for f in validate(target).findings]
+
+    assert findings == [("traefik-docker-network", "lam")]

@@ -371,18 +371,54 @@ def check_traefik_network(project: Project) -> Iterator[tuple[str | None, str]]:
         if labels.get("traefik.enable") != "true":
             continue
         networks = _service_networks(service)
-        if "traefik_network" in networks:
-            continue
         chosen = labels.get("traefik.docker.network")
         names = {str((project.networks.get(n) or {}).get("name", n)) for n in networks}
-        if not chosen:
+        if chosen:
+            # Checked on traefik_network too: Traefik would route to an
+            # address on a network the service is not on.
+            if chosen not in names and chosen not in networks:
+                yield (
+                    name,
+                    f"traefik.docker.network={chosen} is not one of its networks "
+                    f"({', '.join(sorted(names)) or 'none'})",
+                )
+        elif "traefik_network" not in networks:
             yield (
                 name,
                 "is routed by Traefik but not on traefik_network and has no "
                 "traefik.docker.network label",
             )
-        elif chosen not in names and chosen not in networks:
-            yield name, f"traefik.docker.network={chosen} is not one of its networks"
+
+
+# The shipped services that need no route out of the host. Other services
+# opt in with the label labdock.network.internal=true.
+INTERNAL_SERVICES = ("emqx", "influxdb", "sensor-acquisition")
+INTERNAL_LABEL = "labdock.network.internal"
+
+
+@rule(
+    "internal-on-backend-only",
+    "EMQX, InfluxDB, the acquisition service and every service labelled "
+    "labdock.network.internal=true are on the backend network only.",
+    "Keep networks: [backend] and let Traefik reach the service through "
+    "traefik.docker.network. A service that needs a route out is not internal: "
+    "remove its label, or waive the rule with a reason for a shipped one.",
+)
+def check_internal_services(project: Project) -> Iterator[tuple[str | None, str]]:
+    for name, service in project.service_items():
+        internal = _labels(service).get(INTERNAL_LABEL, "").lower() == "true"
+        if name not in INTERNAL_SERVICES and not internal:
+            continue
+        networks = _service_networks(service)
+        others = sorted(network for network in networks if network != "backend")
+        if others:
+            yield (
+                name,
+                f"is an internal service but joins {', '.join(others)}, which "
+                "gives it a route out of the host",
+            )
+        elif "backend" not in networks:
+            yield name, "is an internal service but is not on the backend network"
 
 
 # --- secrets ----------------------------------------------------------------
