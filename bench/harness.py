@@ -371,6 +371,13 @@ def figures(
     }
 
 
+def other_load(result: dict[str, Any]) -> float:
+    """Return the cores that processes outside a run used on average during it."""
+    if "error" in result:
+        return float("inf")
+    return float(result["other_cpu_seconds"]) / max(float(result["seconds"]), 0.1)
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
@@ -476,6 +483,13 @@ def main() -> int:
         help="contender key to profile with py-spy in one extra run, or none "
         "(default labdock-default; none with --smoke)",
     )
+    parser.add_argument(
+        "--busy-retry",
+        type=float,
+        help="run a max-rate run once more when processes outside it used more than "
+        "this many cores on average, and keep the faster of the two (default 0.5; "
+        "never with --smoke)",
+    )
     parser.add_argument("--python", type=Path, default=Path(sys.executable))
     parser.add_argument("--node-red", type=Path, default=None, help="npm install folder")
     parser.add_argument("--mqtt2influxdb", type=Path, default=None, help="console script")
@@ -487,15 +501,18 @@ def main() -> int:
     sizes = SMOKE if args.smoke else FULL
     tools = Tools(args.python, args.mqtt2influxdb, args.node_red)
     contenders = all_contenders()
-    wanted = [key for key in args.only.split(",") if key]
-    if args.smoke and not wanted:
-        wanted = ["labdock-default", "floor", "mosquitto-sub"]
-    if wanted:
-        contenders = [c for c in contenders + tuning_contenders() if c.key in wanted]
+    requested = [key for key in args.only.split(",") if key]
+    if args.smoke and not requested:
+        requested = ["labdock-default", "floor", "mosquitto-sub"]
+    if requested:
+        contenders = [c for c in contenders + tuning_contenders() if c.key in requested]
     databases_text = args.databases or ("influxdb1" if args.smoke else "influxdb1,victoriametrics")
     modes_text = args.modes or ("max" if args.smoke else "max,fixed")
     databases = [name for name in databases_text.split(",") if name]
     modes = [mode for mode in modes_text.split(",") if mode]
+    busy_retry = args.busy_retry
+    if busy_retry is None:
+        busy_retry = float("inf") if args.smoke else 0.5
     started = time.time()
     load_start = os.getloadavg()
     runs: list[dict[str, Any]] = []
@@ -510,6 +527,21 @@ def main() -> int:
             if "max" in modes:
                 result = run_one(contender, database, "max", sizes.count(contender.size),
                                  0.0, sizes, tools, args.work)  # fmt: skip
+                if other_load(result) > busy_retry:
+                    print(f"    other load {other_load(result):.2f} cores: running it again")
+                    again = run_one(contender, database, "max", sizes.count(contender.size),
+                                    0.0, sizes, tools, args.work)  # fmt: skip
+                    # Interference only slows a run down, so the faster of the two
+                    # is the closer estimate of what the contender can do.
+                    faster, slower = sorted(
+                        (result, again), key=lambda run: -(run.get("throughput") or 0)
+                    )
+                    faster["discarded_attempt"] = {
+                        key: slower.get(key)
+                        for key in ("throughput", "cpu_per_100k", "peak_rss_mb", "lost",
+                                    "other_cpu_seconds", "seconds", "error")
+                    }  # fmt: skip
+                    result = faster
                 runs.append(result)
                 if result.get("throughput"):
                     best[contender.key] = result["throughput"]
@@ -540,7 +572,13 @@ def main() -> int:
                     f"while profiled). Raw stacks: {raw}.\n\n"
                     + summarize(raw, PROFILE_RATE, result["published"])
                 )
+    stage_costs: dict[str, float] = {}
+    if not args.smoke:
+        from stage_costs import measure
+
+        stage_costs = {name: round(value, 1) for name, value in measure().items()}
     document = {
+        "stage_costs": stage_costs,
         "profile": {"contender": profile, "text": profile_text} if profile_text else None,
         "command": args.command or " ".join(sys.argv),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),

@@ -175,6 +175,18 @@ def write_markdown(document: dict[str, Any], out: Path, plot: str | None) -> Non
     profile = document.get("profile")
     if profile:
         lines += [f"## Where {profile['contender']} spends its time", "", profile["text"], ""]
+    if document.get("stage_costs"):
+        lines += [
+            "## Stage costs alone",
+            "",
+            "Each stage of labdock's message path timed alone in one thread with the "
+            "benchmark's payload (bench/stage_costs.py, best of 3), in µs per message:",
+            "",
+            "| stage | µs per message |",
+            "|---|---:|",
+        ]
+        lines += [f"| {name} | {value} |" for name, value in document["stage_costs"].items()]
+        lines.append("")
 
     lines += [
         "Figures: bench/README.md explains how each is measured. In short, stored msg/s",

@@ -3,7 +3,7 @@
 #
 # Usage: bench/run.sh [--smoke] [harness options...]
 #   (no option)  install the contenders under bench/work/ and run the full
-#                benchmark (about 15 minutes), writing bench/results/
+#                benchmark (about 13 minutes), writing bench/results/
 #   --smoke      tiny run of labdock, the floor loop and mosquitto_sub on
 #                InfluxDB only, with the project's .venv and nothing to
 #                install. Pass --out DIR to keep bench/results/ as it is.
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 work=$repo/bench/work
-command_line="bench/run.sh $*"
+command_line="bench/run.sh${*:+ $*}"
 
 # Versions of the peers, pinned so that reruns compare the same programs.
 # Node-RED 5 needs Node.js 22.9 or later, and Debian's and this machine's

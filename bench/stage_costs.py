@@ -1,8 +1,9 @@
 """Time each stage of labdock's message path alone, in one thread, per message.
 
 The profile of a live run shows where the time goes while threads compete
-for the GIL; these timings show what each stage costs on its own with the
-benchmark's payload, so a proposed change can be checked against a number.
+for the GIL. These timings show what each stage costs on its own with the
+benchmark's payload, so that a proposed change can be checked against a
+number.
 Prints a Markdown table; `--json` prints the same figures as JSON.
 """
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 from floor_ingest import to_line
 from publisher import payload_for
 
@@ -96,6 +98,22 @@ def measure(count: int = MESSAGES) -> dict[str, float]:
             to_line(topic, payload, now)
         return count
 
+    def newline_check() -> int:
+        for body in lines:
+            "\n" in body  # noqa: B015 (the expression is what is timed)
+        return count
+
+    def flat_decode() -> int:
+        for _, payload in messages:
+            document = orjson.loads(payload)
+            fields = {}
+            for key, value in document.items():
+                if isinstance(value, bool | str):
+                    fields[key] = value
+                elif isinstance(value, int | float):
+                    fields[key] = float(value)
+        return count
+
     results = {
         "pipeline.process (route, decode, checks, encode)": _per_message(pipeline_process),
         "  JSON decoder alone": _per_message(decode_only),
@@ -103,6 +121,8 @@ def measure(count: int = MESSAGES) -> dict[str, float]:
         "split_lines on a spooled one-line body": _per_message(split_only),
         "gzip level 1 of 5,000-line batches": _per_message(gzip_only),
         "floor loop: json.loads + f-string line": _per_message(floor_encode),
+        "reference: `\"\\n\" in body` (a one-line fast path)": _per_message(newline_check),
+        "reference: orjson.loads + flat object to fields": _per_message(flat_decode),
     }
     with tempfile.TemporaryDirectory() as directory:
         spool = Spool(Path(directory), 1 << 34)
