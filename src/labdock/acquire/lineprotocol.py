@@ -434,6 +434,8 @@ def split_lines(text: str) -> list[str]:
     section, after the first unescaped space; in the measurement and tags
     they are ordinary characters.
     """
+    if "\n" not in text:
+        return [text]
     if '"' not in text:
         return text.split("\n")
     lines: list[str] = []

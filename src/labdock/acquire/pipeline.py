@@ -17,6 +17,9 @@ from labdock.acquire.points import INT64_MAX, EncodeError, Point, UInt, encode_p
 from labdock.acquire.topics import TopicTemplate
 
 NS_PER_SECOND = 1_000_000_000
+# Topics whose match is remembered; the cache starts over when full, which
+# bounds its memory when devices put ids or times in their topics.
+_MATCH_CACHE_SIZE = 10_000
 
 
 @dataclass(slots=True)
@@ -54,6 +57,9 @@ class Pipeline:
     def __init__(self, config: AcquireConfig) -> None:
         self.config = config
         self.routes = [self._make_route(mapping) for mapping in config.mappings]
+        # Topic -> (route, placeholder values): devices repeat their topics,
+        # so each topic is matched against the templates once.
+        self._matches: dict[str, tuple[_Route, dict[str, str]] | None] = {}
         self._uint_support = bool(config.database.uint_support)
         window = config.timestamps
         self._max_past_ns = (
@@ -64,6 +70,18 @@ class Pipeline:
             if window.max_future is None
             else int(window.max_future * NS_PER_SECOND)
         )
+
+    def _match(self, topic: str) -> tuple[_Route, dict[str, str]] | None:
+        found = None
+        for route in self.routes:
+            values = route.template.match(topic)
+            if values is not None:
+                found = (route, values)
+                break
+        if len(self._matches) >= _MATCH_CACHE_SIZE:
+            self._matches.clear()
+        self._matches[topic] = found
+        return found
 
     @staticmethod
     def _make_route(mapping: MappingConfig) -> _Route:
@@ -77,10 +95,10 @@ class Pipeline:
 
     def process(self, topic: str, payload: bytes, received_ns: int) -> Outcome:
         """Turn one message into lines, or into a dead-letter reason."""
-        for route in self.routes:
-            values = route.template.match(topic)
-            if values is not None:
-                return self._process_route(route, values, topic, payload, received_ns)
+        found = self._matches[topic] if topic in self._matches else self._match(topic)
+        if found is not None:
+            route, values = found
+            return self._process_route(route, dict(values), topic, payload, received_ns)
         return Outcome(
             reason="no_mapping",
             detail=f"topic {topic!r} matches no mapping's template",
