@@ -36,8 +36,8 @@ log = structlog.get_logger("labdock.acquire.mqtt")
 SESSION_TAKEN_OVER = 142
 
 
-# Bytes asked of the socket at once; paho itself asks for one byte per
-# header byte of every packet.
+# Bytes requested from the socket per read; paho itself requests one byte
+# per header byte of every packet.
 READ_CHUNK = 256 * 1024
 # Packets read per wake-up of paho's loop before it gets to write again.
 MAX_PACKETS_PER_READ = 2000
@@ -52,7 +52,7 @@ class _Client(paho.Client):
     - Reads are buffered. paho reads a packet with one system call per header
       byte and one for the body, and one packet per wake-up of its loop;
       here a large read fills a buffer that serves paho's small ones, and a
-      wake-up handles every packet the buffer holds (up to a limit).
+      wake-up handles every packet in the buffer (up to a limit).
     - `ack_many` queues the PUBACKs of one spool commit as one write,
       instead of one queued packet, wake-up and `send` each.
     - A received message goes straight to `deliver`, past paho's matcher of
@@ -159,7 +159,7 @@ class BrokerConnection:
         self._on_state = on_state
         self._first_connection = True
         self._stopping = False
-        # Subscriptions the broker's session holds from an earlier run, so
+        # Subscriptions the broker's session kept from an earlier run, so
         # that an unchanged subscription isn't renewed (which would make
         # MQTT 3.1.1 brokers send every retained message again).
         self._state_file = state_file
