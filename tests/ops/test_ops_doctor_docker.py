@@ -43,10 +43,16 @@ def test_crash_loop_reported_with_fix(stack: StackTree) -> None:
     wait_for_restarts(stack, stack.container("lam"), 3)
     project = Project.load(stack.path)
 
-    diagnosis = doctor.diagnose(project, ["lam"])
-
-    problems = [f.problem for f in diagnosis.findings if f.service == "lam"]
-    looping = [p for p in problems if "keeps restarting" in p]
+    # Between two restarts the container runs briefly and Docker shows no
+    # exit code; diagnose again until it is caught between runs.
+    deadline = time.monotonic() + 30
+    while True:
+        diagnosis = doctor.diagnose(project, ["lam"])
+        problems = [f.problem for f in diagnosis.findings if f.service == "lam"]
+        looping = [p for p in problems if "keeps restarting" in p]
+        if (looping and "code 3" in looping[0]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert looping, problems
     assert "code 3" in looping[0]
     restart = next(f for f in diagnosis.findings if "keeps restarting" in f.problem)

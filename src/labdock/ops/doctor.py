@@ -174,16 +174,25 @@ def container_findings(
         )
     if status in ("exited", "dead") or (status == "restarting") or restarts >= 3:
         looping = status == "restarting" or restarts >= 3
-        what = (
-            f"it keeps restarting ({restarts} restarts so far); it last exited with "
-            if looping
-            else "it exited with "
-        )
+        if looping and status == "running":
+            # Caught between two restarts: Docker keeps no exit code for a
+            # running container, so there is none to report.
+            problem = (
+                f"it keeps restarting ({restarts} restarts so far) and is running "
+                "again for now"
+            )
+        elif looping:
+            problem = (
+                f"it keeps restarting ({restarts} restarts so far); it last exited "
+                f"with code {code}: {exit_meaning(code)}"
+            )
+        else:
+            problem = f"it exited with code {code}: {exit_meaning(code)}"
         findings.append(
             Finding(
                 service,
                 ERROR,
-                what + f"code {code}: {exit_meaning(code)}",
+                problem,
                 "read the log lines below; `labdock logs "
                 f"{service}` shows more. Fix the cause, then `labdock up {service}`",
                 tail,
