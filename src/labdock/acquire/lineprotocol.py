@@ -252,25 +252,30 @@ def _parse_entry(text: str, pos: int, multiplier: int) -> tuple[Point, int]:
     return Point(measurement, tags, fields, time_ns), pos
 
 
+def _parse_key(text: str, pos: int, kind: str) -> tuple[str, int]:
+    """Parse a tag or field key and its `=`; return the key and the position after."""
+    match = _KEY.match(text, pos)
+    if match is None:
+        _fail(text, pos, f"expected a {kind} key, found {_describe(text, pos)}")
+    key = match.group()
+    if "\\" in key:
+        key = _KEY_ESCAPE.sub(r"\1", key)
+    pos = match.end()
+    if pos >= len(text) or text[pos] != "=":
+        _fail(
+            text,
+            pos,
+            f"expected '=' after {kind} key {key!r}, found {_describe(text, pos)}",
+        )
+    return key, pos + 1
+
+
 def _parse_tags(text: str, pos: int, tags: dict[str, str]) -> int:
     """Parse comma-separated `key=value` tags and return the position after them."""
     end = len(text)
     while True:
-        match = _KEY.match(text, pos)
-        if match is None:
-            _fail(text, pos, f"expected a tag key, found {_describe(text, pos)}")
         key_pos = pos
-        key = match.group()
-        if "\\" in key:
-            key = _KEY_ESCAPE.sub(r"\1", key)
-        pos = match.end()
-        if pos >= end or text[pos] != "=":
-            _fail(
-                text,
-                pos,
-                f"expected '=' after tag key {key!r}, found {_describe(text, pos)}",
-            )
-        pos += 1
+        key, pos = _parse_key(text, pos, "tag")
         match = _TAG_VALUE.match(text, pos)
         if match is None:
             _fail(
@@ -302,21 +307,8 @@ def _parse_fields(text: str, pos: int, fields: dict[str, FieldValue]) -> int:
     """Parse comma-separated `key=value` fields and return the position after them."""
     end = len(text)
     while True:
-        match = _KEY.match(text, pos)
-        if match is None:
-            _fail(text, pos, f"expected a field key, found {_describe(text, pos)}")
         key_pos = pos
-        key = match.group()
-        if "\\" in key:
-            key = _KEY_ESCAPE.sub(r"\1", key)
-        pos = match.end()
-        if pos >= end or text[pos] != "=":
-            _fail(
-                text,
-                pos,
-                f"expected '=' after field key {key!r}, found {_describe(text, pos)}",
-            )
-        pos += 1
+        key, pos = _parse_key(text, pos, "field")
         if key in fields:
             _fail(text, key_pos, f"duplicate field key {key!r}")
         fields[key], pos = _parse_value(text, pos, key)
