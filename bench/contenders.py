@@ -39,7 +39,7 @@ class Tools:
 
 @dataclass
 class Run:
-    """The broker, database and tools of one run, as a contender sees them."""
+    """The broker, database and tools of one run, as a contender uses them."""
 
     workdir: Path
     broker_port: int

@@ -1,4 +1,4 @@
-"""An HTTP server on 127.0.0.1 that answers writes as a test scripts it.
+"""An HTTP server on 127.0.0.1 that replies to writes as a test scripts it.
 
 It stands in for a database where a real one can't produce the outcome
 under test (a 500 that means a type conflict, a 413 body limit, 429 with
@@ -36,7 +36,7 @@ Responder = Callable[[Request], Reply]
 
 
 class ScriptedServer:
-    """Answer each request with `responder(request)`; record every request."""
+    """Reply to each request with `responder(request)` and record it."""
 
     def __init__(self, responder: Responder | None = None) -> None:
         self.responder: Responder = responder or (lambda _request: Reply())

@@ -1,6 +1,6 @@
 """Faults that users of other MQTT-to-InfluxDB tools reported, as tests.
 
-Unless a test says otherwise the mapping is `plant/{device}/{measurement}`:
+Unless a test states otherwise the mapping is `plant/{device}/{measurement}`:
 measurement from the third level, tag `device` from the second, JSON keys
 as fields, and `ts` (when declared) as the device time.
 """
@@ -172,7 +172,7 @@ def test_reconnect_without_session_subscribes_again(
         Publisher(mosquitto.url, [("plant/dev01/env", b'{"t":21.5}')]).start().wait()
         poll(lambda: len(lines_in(influx)) == 1, 30, "the first reading stored")
         mosquitto.stop()
-        mosquitto.db_file.unlink(missing_ok=True)  # the broker forgets the session
+        mosquitto.db_file.unlink(missing_ok=True)  # the broker loses the session
         time.sleep(10)
         mosquitto.start()
         poll(

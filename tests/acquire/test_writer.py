@@ -79,7 +79,7 @@ def lines_of(server: ScriptedServer, statuses: dict[int, int]) -> list[str]:
 
 
 class TypeConflictServer:
-    """Answer 500 'field type conflict' (as InfluxDB 2.x has) when a body
+    """Reply 500 'field type conflict' (as InfluxDB 2.x has) when a body
     contains an integer `t`, and store the rest of such a batch, as a partial
     write does."""
 

@@ -50,9 +50,9 @@ class _Client(paho.Client):
     """paho's client, changed where its per-message cost is highest.
 
     - Reads are buffered. paho reads a packet with one system call per header
-      byte and one for the body, and one packet per wake-up of its loop;
-      here a large read fills a buffer that serves paho's small ones, and a
-      wake-up handles every packet in the buffer (up to a limit).
+      byte and one for the body, and one packet per wake-up of its loop.
+      Here a large read fills a buffer that serves paho's small reads, and a
+      wake-up handles every packet in the buffer, up to a limit.
     - `ack_many` queues the PUBACKs of one spool commit as one write,
       instead of one queued packet, wake-up and `send` each.
     - A received message goes straight to `deliver`, past paho's matcher of

@@ -94,7 +94,7 @@ class Spool:
 
     `append` is called by the ingest thread and `take`/`remove` by the
     writer thread; each has its own connection. Byte accounting counts the
-    UTF-8 size of spooled bodies, not the file size: the file also holds
+    UTF-8 size of spooled bodies, not the file size: the file also contains
     SQLite's pages and index, and the write-ahead log adds up to 4 MiB. One
     commit may pass the limit by its own size, because the limit is checked
     before each commit. A lock file keeps a second process out of the

@@ -1,7 +1,7 @@
 """Batched writes from the spool to the database, with every outcome classified.
 
 - 2xx with an empty or JSON body: the lines leave the spool. InfluxDB
-  answers a write with 204; a 2xx with another body (an HTML page from a
+  returns 204 for a write; a 2xx with another body (an HTML page from a
   proxy or a wrong URL) is held like a configuration error.
 - 429, 5xx, a timeout or a refused connection: retried with capped,
   jittered exponential backoff that honours Retry-After.
@@ -68,7 +68,7 @@ MISSING_TARGET_BODY = re.compile(
 )
 
 # A write request waiting longer than this makes the service unready: the
-# database is up but not answering (overloaded, or a stopped process).
+# database is up but not responding (overloaded, or a stopped process).
 STALLED_SECONDS = 5.0
 
 # A single line smaller than this rejected with 413 means the server or a
@@ -214,9 +214,9 @@ class HttpSink:
         return self._request("POST", self.url, body, self.headers)
 
     def probe(self) -> Response:
-        """Check the target with an empty write, which stores nothing but is
-        answered 404 for a missing database and 401 for a bad token (InfluxDB
-        1.x, 2.x; VictoriaMetrics answers 204). v3 is checked with /health."""
+        """Check the target with an empty write, which stores nothing but gets
+        404 for a missing database and 401 for a bad token (InfluxDB 1.x and
+        2.x; VictoriaMetrics returns 204). v3 is checked with /health."""
         if self.config.api == "v3":
             return self._request("GET", self.base + self.probe_path, None, {})
         return self.write(b"")

@@ -295,7 +295,7 @@ def run_lock(tree: Path) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise OpsError(
-                f"another labdock backup command (pid {holder}) holds {path}; "
+                f"another labdock backup command (pid {holder}) is holding the lock on {path}; "
                 "wait for it to finish"
             ) from error
         handle.seek(0)

@@ -596,7 +596,7 @@ def traefik_routers(
 
 _TRAEFIK_ERROR = re.compile(r'(level=error|"level":"error"|\bERR\b)', re.IGNORECASE)
 # ANSI escape sequences (CSI): Traefik 3 colours its console log level, so
-# the log holds "\x1b[31mERR" and the `\bERR\b` match needs them removed.
+# the log contains "\x1b[31mERR" and the `\bERR\b` match needs them removed.
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 

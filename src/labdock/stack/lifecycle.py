@@ -28,7 +28,7 @@ _HOST_RULE = re.compile(r"Host\(`([^`]+)`\)")
 
 
 class StackError(Exception):
-    """A lifecycle step failed; the message says which and what to do."""
+    """A lifecycle step failed; the message names the step and what to do."""
 
 
 class UnknownServiceError(StackError):

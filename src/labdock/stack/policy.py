@@ -1,7 +1,7 @@
 """Policy rules for a Compose project, checked on the resolved model.
 
 Each rule is one function registered with `@rule`; it receives the project
-and yields (service, message) pairs. tests/stack/fixtures/policy/ holds one
+and yields (service, message) pairs. tests/stack/fixtures/policy/ contains one
 Compose file per rule that breaks that rule alone.
 
 A service may waive rules with the label `labdock.policy.waive` (rule ids,

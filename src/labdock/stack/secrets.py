@@ -407,7 +407,7 @@ def _leaks(
     tree: Path, values: dict[str, list[str]], *, git_history: bool
 ) -> list[Problem]:
     problems: list[Problem] = []
-    # Rendered Harbor input legitimately holds Harbor's passwords.
+    # Rendered Harbor input legitimately contains Harbor's passwords.
     allowed = {tree / "harbor" / "installer" / "harbor.yml"}
     needles = _searched_values(values)
     for path in _scanned_files(tree):

@@ -3,8 +3,9 @@
 A decoder turns one MQTT payload into points. The pipeline has already
 matched the topic against its mapping, so a decoder receives the measurement
 and tags taken from the topic in a `DecodeContext` and adds its own fields,
-tags and device time. A decoder never raises anything but `DecodeError`:
-the pipeline turns that into a dead letter with the error's reason.
+tags and device time. A decoder raises only `DecodeError`, which
+the pipeline turns into a dead letter with its reason (any other exception
+becomes a `decoder_error` dead letter, so a decoder bug never stops the service).
 
 Each decoder module registers itself with `register`, naming a pydantic model
 for its options, so that the configuration schema, its validation and the
@@ -34,7 +35,7 @@ class DecodeError(Exception):
 
     `reason` is a short stable code (such as `json_decode_error` or
     `invalid_utf8`) used as a metric label and dead-letter reason; `detail`
-    says what was wrong with which value, for a person.
+    states what was wrong with which value, for a person.
     """
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -45,7 +46,7 @@ class DecodeError(Exception):
 
 @dataclass(slots=True)
 class DecodeContext:
-    """What the pipeline knows about a message before its payload is read.
+    """The facts the pipeline has about a message before its payload is read.
 
     `measurement` and `tags` come from the topic template and the mapping;
     `received_ns` is the arrival time in nanoseconds since the epoch. A

@@ -83,7 +83,7 @@ class SparkplugOptions(DecoderOptions):
     (`sparkplug_unknown_alias`), an invalid topic (`sparkplug_topic`) or
     payload (`sparkplug_protobuf`), and a value that doesn't fit its
     datatype (`sparkplug_invalid_value`). Labdock can't send the rebirth
-    request (NCMD Node Control/Rebirth) that the specification asks a host
+    request (NCMD Node Control/Rebirth) that the specification expects a host
     application to send then, so until the edge node publishes a new NBIRTH
     its data messages are dead letters.
 

@@ -38,7 +38,7 @@ class ValueOptions(DecoderOptions):
     types convert as the json decoder's declared types do, except that bool
     uses `true_values` and `false_values`.
 
-    A float holds integers exactly only up to 2**53 in magnitude, so a larger
+    A float represents integers exactly only up to 2**53 in magnitude, so a larger
     integer read as a float field (`type: auto` or `float`) is rounded and
     counted as `integer_rounded` in the dropped values; `type: int` (or
     `uint`) keeps it exact.
