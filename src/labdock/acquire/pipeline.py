@@ -9,11 +9,25 @@ is spooled, so that a replayed line overwrites itself in the database.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from labdock.acquire.config import AcquireConfig, MappingConfig
-from labdock.acquire.decoders import DecodeContext, DecodeError, Decoder, create_decoder
-from labdock.acquire.points import INT64_MAX, EncodeError, Point, UInt, encode_point
+from labdock.acquire.decoders import (
+    RESERVED_KEY,
+    DecodeContext,
+    DecodeError,
+    Decoder,
+    create_decoder,
+)
+from labdock.acquire.points import (
+    INT64_MAX,
+    EncodeError,
+    Point,
+    UInt,
+    encode_point,
+    encode_series,
+)
 from labdock.acquire.topics import TopicTemplate
 
 NS_PER_SECOND = 1_000_000_000
@@ -60,6 +74,9 @@ class Pipeline:
         # Topic -> (route, placeholder values): devices repeat their topics,
         # so each topic is matched against the templates once.
         self._matches: dict[str, tuple[_Route, dict[str, str]] | None] = {}
+        # Topic -> (encoded series, the decoder's flat_fields) for topics
+        # whose route has a fast path; see `fast_line`.
+        self._series: dict[str, tuple[str, Callable[[bytes], str | None]] | None] = {}
         self._uint_support = bool(config.database.uint_support)
         window = config.timestamps
         self._max_past_ns = (
@@ -92,6 +109,52 @@ class Pipeline:
             decoder=create_decoder(mapping.format, mapping.options),
             format=mapping.format,
         )
+
+    def fast_line(self, topic: str, payload: bytes, received_ns: int) -> str | None:
+        """Return the line of a message that the fast path can take, or None.
+
+        The fast path covers a route whose decoder turns the payload into
+        one field set stamped with the arrival time (the `json` decoder on
+        a flat object, with no option that changes its values). The line is
+        the one `process` would give; None means "call `process`".
+        """
+        try:
+            series = self._series[topic]
+        except KeyError:
+            series = self._fast_series(topic)
+        if series is None:
+            return None
+        series_text, flat_fields = series
+        fields = flat_fields(payload)
+        if fields is None:
+            return None
+        return f"{series_text} {fields} {received_ns}"
+
+    def _fast_series(
+        self, topic: str
+    ) -> tuple[str, Callable[[bytes], str | None]] | None:
+        series = None
+        found = self._matches[topic] if topic in self._matches else self._match(topic)
+        flat_fields = (
+            None if found is None else getattr(found[0].decoder, "flat_fields", None)
+        )
+        if found is not None and flat_fields is not None:
+            route, values = found
+            values = dict(values)
+            measurement = values.pop("measurement", None) or route.measurement or ""
+            tags = {**route.tags, **values}
+            tag = self.config.timestamps.time_source_tag
+            if tag:
+                tags[tag] = "arrival"
+            try:
+                if RESERVED_KEY not in tags:
+                    series = (encode_series(measurement, tags), flat_fields)
+            except EncodeError:
+                pass  # the full path dead-letters it with the reason
+        if len(self._series) >= _MATCH_CACHE_SIZE:
+            self._series.clear()
+        self._series[topic] = series
+        return series
 
     def process(self, topic: str, payload: bytes, received_ns: int) -> Outcome:
         """Turn one message into lines, or into a dead-letter reason."""

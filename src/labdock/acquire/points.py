@@ -160,7 +160,7 @@ def _escape_key(text: str, label: str, *, tag: bool = True) -> str:
     """
     _check_name(text, label)
     if not tag and "\\" in text:
-        _check_backslashes(text, label, ",= \"")
+        _check_backslashes(text, label, ',= "')
     escaped = text
     if "," in escaped:
         escaped = escaped.replace(",", "\\,")
@@ -255,6 +255,39 @@ def _format_field(value: FieldValue) -> str:
     raise EncodeError(f"unsupported field type {type(value).__name__}")
 
 
+def encode_series(measurement: str, tags: dict[str, str]) -> str:
+    """Encode the measurement and tags of a line: its part before the fields.
+
+    Tags are written sorted by key, and a tag with an empty value is left
+    out. Raises EncodeError when a name has no line-protocol form.
+    """
+    escaped = _escaped_measurements.get(measurement) or _escape_measurement(measurement)
+    if not tags:
+        return escaped
+    parts = [escaped]
+    for key in sorted(tags):
+        value = tags[key]
+        if not value:
+            continue
+        parts.append(",")
+        parts.append(_escaped_keys.get(key) or _escape_key(key, "tag key"))
+        parts.append("=")
+        parts.append(
+            _escaped_keys.get(value) or _escape_key(value, f"value of tag {key!r}")
+        )
+    return "".join(parts)
+
+
+def field_key(key: str) -> str:
+    """Return the escaped form of the field key `key`, or raise EncodeError."""
+    return _escaped_field_keys.get(key) or _escape_field_key(key)
+
+
+def format_string(value: str) -> str:
+    """Return a string field value quoted and escaped, or raise EncodeError."""
+    return _format_string(value)
+
+
 def encode_point(point: Point) -> str:
     """Encode one point as a line of line protocol, without a trailing newline.
 
@@ -263,22 +296,7 @@ def encode_point(point: Point) -> str:
     Raises EncodeError when no field is left or when a value has no
     line-protocol form (see the module documentation).
     """
-    measurement = _escaped_measurements.get(point.measurement) or _escape_measurement(
-        point.measurement
-    )
-    parts = [measurement]
-    tags = point.tags
-    if tags:
-        for key in sorted(tags):
-            value = tags[key]
-            if not value:
-                continue
-            parts.append(",")
-            parts.append(_escaped_keys.get(key) or _escape_key(key, "tag key"))
-            parts.append("=")
-            parts.append(
-                _escaped_keys.get(value) or _escape_key(value, f"value of tag {key!r}")
-            )
+    parts = [encode_series(point.measurement, point.tags)]
     separator = " "
     fields = point.fields
     for key in sorted(fields):

@@ -143,12 +143,17 @@ class Ingest:
 
         skip_retained = self.config.broker.retained == "skip"
         restamped = 0
+        fast_line = self.pipeline.fast_line
         for message in messages:
             if message.duplicate and self._take_unacknowledged(message):
                 redelivered.append(message)
                 continue
             if message.retained and skip_retained:
                 dropped["retained"] += 1
+                continue
+            line = fast_line(message.topic, message.payload, message.received_ns)
+            if line is not None:
+                entries.append((now_ns, message.topic, line))
                 continue
             outcome = self.pipeline.process(
                 message.topic, message.payload, message.received_ns

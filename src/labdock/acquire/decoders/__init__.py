@@ -159,10 +159,12 @@ class _ReservedKeyCheck:
     named time.
     """
 
-    __slots__ = ("decoder",)
+    __slots__ = ("decoder", "flat_fields")
 
     def __init__(self, decoder: Decoder) -> None:
         self.decoder = decoder
+        # The decoder's fast path, if it has one: it takes no `time` key.
+        self.flat_fields = getattr(decoder, "flat_fields", None)
 
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
         points = self.decoder.decode(payload, context)

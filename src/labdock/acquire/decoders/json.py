@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from pydantic import Field, field_validator
 
 from labdock.acquire.decoders import (
+    RESERVED_KEY,
     DecodeContext,
     DecodeError,
     DecoderOptions,
@@ -29,7 +31,14 @@ from labdock.acquire.decoders._fields import (
 from labdock.acquire.decoders._text import load_json, load_json_exact
 from labdock.acquire.decoders._timestamps import TimestampOptions, TimestampReader
 from labdock.acquire.decoders._values import FieldType, NumberType
-from labdock.acquire.points import Point
+from labdock.acquire.points import (
+    INT64_MAX,
+    INT64_MIN,
+    EncodeError,
+    Point,
+    field_key,
+    format_float,
+)
 
 
 class JsonOptions(DecoderOptions):
@@ -177,6 +186,83 @@ class JsonDecoder:
         self.timestamp = (
             None if options.timestamp is None else TimestampReader(options.timestamp)
         )
+        # Field sets by key order; see `flat_fields`.
+        self._plans: dict[tuple[str, ...], tuple[tuple[str, str], ...] | None] = {}
+        self._integer_suffix = "i" if options.number_type == "auto" else None
+        self.flat_fields: Callable[[bytes], str | None] | None = (
+            self._flat_fields if _plain(options) else None
+        )
+
+    def _flat_fields(self, payload: bytes) -> str | None:
+        """Return the line-protocol field set of a flat JSON object, or None.
+
+        This is the common case made fast: an object of numbers, booleans
+        and plain strings with no option that renames, filters, types or
+        times them. It gives the same fields as `decode` followed by the
+        encoder. Anything else returns None, and the message takes the full
+        path, which also names what is wrong with a bad payload.
+        """
+        try:
+            document = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return None
+        if type(document) is not dict or not document:
+            return None
+        keys = tuple(document)
+        try:
+            plan = self._plans[keys]
+        except KeyError:
+            plan = self._plan(keys)
+        if plan is None:
+            return None
+        parts = []
+        integer_suffix = self._integer_suffix
+        for key, head in plan:
+            value = document[key]
+            kind = type(value)
+            if kind is float:
+                if not -_EXACT_FLOAT_LIMIT < value < _EXACT_FLOAT_LIMIT:
+                    return None
+                parts.append(head + format_float(value))
+            elif kind is int:
+                if integer_suffix is not None:
+                    if not INT64_MIN <= value <= INT64_MAX:
+                        return None
+                    parts.append(f"{head}{value}i")
+                elif -1_000_000 < value < 1_000_000:
+                    parts.append(f"{head}{value}")
+                elif -_EXACT_INT_LIMIT <= value <= _EXACT_INT_LIMIT:
+                    parts.append(head + format_float(float(value)))
+                else:
+                    return None
+            elif kind is bool:
+                parts.append(head + ("true" if value else "false"))
+            elif kind is str:
+                if '"' in value or "\\" in value or not value.isascii():
+                    return None
+                parts.append(f'{head}"{value}"')
+            else:
+                return None
+        return ",".join(parts)
+
+    def _plan(self, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...] | None:
+        """Return (key, escaped key and '=') in field order, or None when a
+        key needs the full path (an empty, reserved or unencodable name)."""
+        plan: tuple[tuple[str, str], ...] | None
+        try:
+            plan = tuple(
+                (key, field_key(key) + "=")
+                for key in sorted(keys)
+                if key != RESERVED_KEY
+            )
+        except EncodeError:
+            plan = None
+        if plan is not None and len(plan) != len(keys):
+            plan = None
+        if len(self._plans) >= _PLAN_CACHE_SIZE:
+            self._plans.clear()
+        self._plans[keys] = plan
+        return plan
 
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
         document = load_json(payload)
@@ -304,6 +390,30 @@ class JsonDecoder:
         if isinstance(value, float):
             value = lookup(exact_document(), path)
         return self.timestamp.to_ns(value, f"timestamp {path_text!r}", context)
+
+
+# Payload shapes whose field plan is kept; the cache starts over when full.
+_PLAN_CACHE_SIZE = 1024
+# A float at or beyond 2**63 may be an integer literal too large for 64 bits,
+# which the full path tells apart; an integer beyond 2**53 loses digits as a
+# float, which the full path counts.
+_EXACT_FLOAT_LIMIT = 2.0**63
+_EXACT_INT_LIMIT = 2**53
+
+
+def _plain(options: JsonOptions) -> bool:
+    """Tell whether `options` keep every value of a flat object under its key."""
+    return (
+        options.fields is None
+        and not options.exclude
+        and not options.tags
+        and not options.rename
+        and not options.types
+        and options.strings == "keep"
+        and options.records is None
+        and options.timestamp is None
+        and options.measurement is None
+    )
 
 
 def _merge_record(
