@@ -41,6 +41,8 @@ SESSION_TAKEN_OVER = 142
 READ_CHUNK = 256 * 1024
 # Packets read per wake-up of paho's loop before it gets to write again.
 MAX_PACKETS_PER_READ = 2000
+# Decoded topics kept; the cache starts over when full.
+_TOPIC_CACHE_SIZE = 10_000
 # A PUBACK with remaining length 2: success, no reason code or properties,
 # which MQTT 3.1.1 and 5 both accept.
 _PUBACK_HEADER = bytes((paho.PUBACK, 2))
@@ -55,11 +57,14 @@ class _Client(paho.Client):
       wake-up handles every packet in the buffer, up to a limit.
     - `ack_many` queues the PUBACKs of one spool commit as one write,
       instead of one queued packet, wake-up and `send` each.
-    - A received message goes straight to `deliver`, past paho's matcher of
-      per-topic callbacks, which labdock doesn't use.
+    - The QoS 0 and 1 PUBLISH packets in the buffer are parsed here, all at
+      once, and handed to `deliver_many` in one call; paho reads every
+      other packet. A message paho reads goes straight to `deliver`, past
+      its matcher of per-topic callbacks, which labdock doesn't use.
 
     Both use paho's own locks and queue; they rely on its private methods
-    `_sock_recv`, `_loop`, `_packet_read` and `_packet_queue`, as of paho-mqtt
+    `_sock_recv`, `_loop`, `_packet_read`, `_packet_queue`, `_in_packet`,
+    `_protocol` and `_last_bytes_received`, as of paho-mqtt
     2.1 and 2.2 (pinned below 3 in pyproject.toml).
     """
 
@@ -68,6 +73,7 @@ class _Client(paho.Client):
         self._read_data = b""
         self._read_pos = 0
         self.deliver: Callable[[Any], None] | None = None
+        self.deliver_many: Callable[[list[Publish]], None] | None = None
 
     def _handle_on_message(self, message: paho.MQTTMessage) -> None:
         if self.deliver is None:
@@ -94,15 +100,95 @@ class _Client(paho.Client):
         return chunk
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        for _ in range(MAX_PACKETS_PER_READ):
+        handled = 0
+        while handled < MAX_PACKETS_PER_READ:
             if self._sock is None:
                 return MQTTErrorCode.MQTT_ERR_NO_CONN
+            if self._in_packet["command"] == 0 and self.deliver_many is not None:
+                if self._read_pos >= len(self._read_data):
+                    try:
+                        data = super()._sock_recv(READ_CHUNK)
+                    except BlockingIOError:
+                        break
+                    except OSError as error:
+                        log.warning("broker.read_failed", error=str(error))
+                        data = b""
+                    if not data:
+                        return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+                    self._read_data, self._read_pos = data, 0
+                taken = self._take_publishes()
+                if taken:
+                    handled += taken
+                    continue
             rc = self._packet_read()
             if rc > 0:
                 return self._loop_rc_handle(rc)
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 break
+            handled += 1
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _take_publishes(self) -> int:
+        """Deliver the whole QoS 0 and 1 PUBLISH packets at the front of the
+        read buffer in one call; return how many.
+
+        This replaces paho's packet-by-packet reading for the packets that
+        make up nearly all traffic. It stops at anything else (another
+        packet type, QoS 2, a packet not yet read in full, a topic alias or
+        a malformed length), which paho then reads as usual.
+        """
+        data, position = self._read_data, self._read_pos
+        end = len(data)
+        version5 = self._protocol == paho.MQTTv5
+        taken: list[Publish] = []
+        while position + 2 <= end:
+            header = data[position]
+            if header & 0xF0 != paho.PUBLISH or header & 0x06 > 0x02:
+                break
+            length = data[position + 1]
+            start = position + 2
+            if length & 0x80:
+                length, start = _remaining_length(data, position)
+                if length < 0:
+                    break
+            finish = start + length
+            if finish > end or length < 2:
+                break
+            topic_end = start + 2 + ((data[start] << 8) | data[start + 1])
+            if topic_end == start + 2 or topic_end > finish:
+                break  # an empty topic (a topic alias), or a malformed packet
+            body = topic_end
+            mid = 0
+            if header & 0x06:
+                if body + 2 > finish:
+                    break
+                mid = (data[body] << 8) | data[body + 1]
+                body += 2
+            if version5:
+                skip, body = _remaining_length(data, body - 1, finish)
+                if skip < 0:
+                    break
+                body += skip
+            if body > finish:
+                break
+            taken.append(
+                (
+                    data[start + 2 : topic_end],
+                    data[body:finish],
+                    mid,
+                    (header >> 1) & 0x03,
+                    bool(header & 0x08),
+                    bool(header & 0x01),
+                )
+            )
+            position = finish
+        if taken:
+            self._read_pos = position
+            with self._msgtime_mutex:
+                self._last_bytes_received = paho.time_func()
+            with self._in_callback_mutex:
+                self.deliver_many(taken)  # type: ignore[misc]
+        return len(taken)
 
     def _loop(self, timeout: float = 1.0) -> MQTTErrorCode:
         # select() can't see bytes already in the buffer, so read them first
@@ -119,6 +205,33 @@ class _Client(paho.Client):
         if mids:
             data = b"".join(_PUBACK_HEADER + mid.to_bytes(2, "big") for mid in mids)
             self._packet_queue(paho.PUBACK, data, 0, 0)
+
+
+# A PUBLISH packet read by `_Client._take_publishes`: topic (raw bytes),
+# payload, packet id, QoS, duplicate flag, retain flag.
+Publish = tuple[bytes, bytes, int, int, bool, bool]
+
+
+def _remaining_length(data: bytes, position: int, end: int = -1) -> tuple[int, int]:
+    """Decode the variable-length integer that starts at `position + 1`.
+
+    Returns (value, the position after it), or (-1, 0) when it is cut off
+    before `end` (the end of `data` by default) or is longer than the four
+    bytes MQTT allows.
+    """
+    value = 0
+    shift = 0
+    index = position + 1
+    if end < 0:
+        end = len(data)
+    while index < end and shift <= 21:
+        byte = data[index]
+        index += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, index
+        shift += 7
+    return -1, 0
 
 
 @dataclass(slots=True)
@@ -164,6 +277,9 @@ class BrokerConnection:
         # MQTT 3.1.1 brokers send every retained message again).
         self._state_file = state_file
         self._connected_at: list[float] = []
+        self._last_arrival_ns = 0
+        # Topic text by its bytes: devices repeat their topics.
+        self._topics: dict[bytes, str] = {}
         version = paho.MQTTv5 if config.protocol == "5" else paho.MQTTv311
         client = _Client(
             CallbackAPIVersion.VERSION2,
@@ -196,6 +312,7 @@ class BrokerConnection:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.deliver = self._deliver
+        client.deliver_many = self._deliver_many
         client.on_subscribe = self._on_subscribe
         self.client = client
 
@@ -410,6 +527,17 @@ class BrokerConnection:
     def _on_message(self, _client: paho.Client, _userdata: Any, message: Any) -> None:
         self._deliver(message)
 
+    def _arrival_ns(self, count: int) -> int:
+        """Return the first of `count` arrival times, one nanosecond apart.
+
+        Each message gets its own time, later than every earlier one, so
+        that two messages of one series never share the time of a point
+        (which would make the database keep only one of them).
+        """
+        first = max(time.time_ns(), self._last_arrival_ns + 1)
+        self._last_arrival_ns = first + count - 1
+        return first
+
     def _deliver(self, message: Any) -> None:
         try:
             topic = message.topic
@@ -425,9 +553,31 @@ class BrokerConnection:
                 message.qos,
                 bool(message.dup),
                 bool(message.retain),
-                time.time_ns(),
+                self._arrival_ns(1),
                 self.generation,
             )
         )
+        if not self.arrived.is_set():
+            self.arrived.set()
+
+    def _deliver_many(self, packets: list[Publish]) -> None:
+        arrival = self._arrival_ns(len(packets))
+        generation = self.generation
+        topics = self._topics
+        messages = []
+        for raw_topic, payload, mid, qos, duplicate, retained in packets:
+            topic = topics.get(raw_topic)
+            if topic is None:
+                topic = raw_topic.decode("utf-8", "replace")
+                if len(topics) >= _TOPIC_CACHE_SIZE:
+                    topics.clear()
+                topics[raw_topic] = topic
+            messages.append(
+                Message(
+                    topic, payload, mid, qos, duplicate, retained, arrival, generation
+                )
+            )
+            arrival += 1
+        self.queue.extend(messages)
         if not self.arrived.is_set():
             self.arrived.set()

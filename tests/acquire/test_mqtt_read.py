@@ -1,0 +1,157 @@
+"""The MQTT client's own reading of PUBLISH packets from its buffer.
+
+`_Client._take_publishes` parses the QoS 0 and 1 PUBLISH packets that sit
+whole in the read buffer and leaves everything else to paho. These tests
+build packets byte by byte, as a broker sends them, and check what it hands
+on and where it stops.
+"""
+
+from __future__ import annotations
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from labdock.acquire.config import AcquireConfig
+from labdock.acquire.mqtt import BrokerConnection, Publish, _Client
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def publish(
+    topic: bytes,
+    payload: bytes,
+    *,
+    qos: int = 1,
+    mid: int = 7,
+    dup: bool = False,
+    retain: bool = False,
+    properties: bytes | None = None,
+) -> bytes:
+    """A PUBLISH packet; `properties` (MQTT 5) is the encoded property list."""
+    variable = len(topic).to_bytes(2, "big") + topic
+    if qos:
+        variable += mid.to_bytes(2, "big")
+    if properties is not None:
+        variable += varint(len(properties)) + properties
+    body = variable + payload
+    header = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    return bytes([header]) + varint(len(body)) + body
+
+
+def client(version: int = paho.MQTTv311) -> tuple[_Client, list[Publish]]:
+    taken: list[Publish] = []
+    made = _Client(CallbackAPIVersion.VERSION2, protocol=version)
+    made.deliver_many = taken.extend
+    return made, taken
+
+
+def feed(made: _Client, data: bytes) -> int:
+    made._read_data, made._read_pos = data, 0
+    return made._take_publishes()
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 200, 20_000, 3_000_000])
+def test_remaining_lengths_of_one_to_four_bytes(size: int) -> None:
+    made, taken = client()
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    data = publish(b"lab/a", payload) + publish(b"lab/b", b"2", mid=8)
+    assert feed(made, data) == 2
+    assert taken == [
+        (b"lab/a", payload, 7, 1, False, False),
+        (b"lab/b", b"2", 8, 1, False, False),
+    ]
+    assert made._read_pos == len(data)
+
+
+def test_flags_and_qos_zero() -> None:
+    made, taken = client()
+    data = publish(b"t", b"a", qos=0) + publish(b"t", b"b", dup=True, retain=True)
+    assert feed(made, data) == 2
+    assert taken == [(b"t", b"a", 0, 0, False, False), (b"t", b"b", 7, 1, True, True)]
+
+
+def test_mqtt5_properties_are_skipped() -> None:
+    made, taken = client(paho.MQTTv5)
+    user_property = b"\x26" + b"\x00\x01k" + b"\x00\x01v"
+    long_properties = user_property * 40  # a two-byte property length
+    data = (
+        publish(b"t", b"a", properties=b"")
+        + publish(b"t", b"b", properties=user_property)
+        + publish(b"t", b"c", qos=0, properties=long_properties)
+    )
+    assert feed(made, data) == 3
+    assert [packet[1] for packet in taken] == [b"a", b"b", b"c"]
+
+
+@pytest.mark.parametrize(
+    ("second", "why"),
+    [
+        (publish(b"t", b"q2", qos=2), "QoS 2 needs paho's PUBREC flow"),
+        (b"\x90\x03\x00\x01\x01", "a SUBACK"),
+        (b"\xd0\x00", "a PINGRESP"),
+        (publish(b"", b"alias"), "an empty topic is a topic alias"),
+        (b"\x32\x01\x00", "a packet too short for its topic length"),
+        (b"\x32\x04\x00\x09ab", "a topic length beyond the packet"),
+        (b"\x32\x03\x00\x01t", "a QoS 1 packet without its packet id"),
+        (b"\x32\xff\xff\xff\xff\x01", "a length of five bytes"),
+    ],
+)
+def test_stops_where_paho_must_read(second: bytes, why: str) -> None:
+    made, taken = client()
+    first = publish(b"t", b"ok")
+    data = first + second + publish(b"t", b"after")
+    assert feed(made, data) == 1, why
+    assert taken == [(b"t", b"ok", 7, 1, False, False)]
+    assert made._read_pos == len(first)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 5, 20, 303])
+def test_a_packet_not_read_in_full_waits(cut: int) -> None:
+    made, taken = client()
+    first = publish(b"t", b"ok")
+    data = first + publish(b"t", b"x" * 300)[:cut]
+    assert feed(made, data) == 1
+    assert made._read_pos == len(first)
+
+
+def test_mqtt5_property_length_beyond_the_packet_stops() -> None:
+    made, taken = client(paho.MQTTv5)
+    bad = b"\x32\x06\x00\x01t\x00\x07\x09"  # property length 9 in a 6-byte body
+    assert feed(made, bad) == 0
+    assert taken == []
+    assert made._read_pos == 0
+
+
+def test_empty_buffer_takes_nothing() -> None:
+    made, taken = client()
+    assert feed(made, b"") == 0
+    assert feed(made, b"\x32") == 0
+    assert taken == []
+
+
+def test_every_message_gets_its_own_later_arrival_time() -> None:
+    config = AcquireConfig.model_validate({"mappings": [{"topic": "t/{measurement}"}]})
+    connection = BrokerConnection(config.broker, ["t"])
+    packets: list[Publish] = [(b"t", b"1", 1, 1, False, False)] * 500
+    connection._deliver_many(packets)
+    connection._deliver_many(packets[:3])
+    times = [message.received_ns for message in connection.queue]
+    assert len(times) == 503
+    assert times == sorted(set(times))
+    assert connection.queue[0].topic == "t"
+
+
+def test_invalid_utf8_topic_is_kept_readable() -> None:
+    config = AcquireConfig.model_validate({"mappings": [{"topic": "t/{measurement}"}]})
+    connection = BrokerConnection(config.broker, ["t"])
+    connection._deliver_many([(b"lab/\xff", b"1", 1, 1, False, False)])
+    assert connection.queue[0].topic == "lab/\ufffd"
