@@ -1,5 +1,8 @@
 """The sparkplug_b decoder: birth tables, datatypes, sequence numbers, bad input.
 
+Rebirth requests are checked here as the decoder records them. The tests in
+test_service_end_to_end.py check that the service publishes them.
+
 Payloads are built with the decoder's own protobuf schema. The array byte
 vectors are the integer examples of the Sparkplug B specification.
 """
@@ -10,10 +13,16 @@ import struct
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from labdock.acquire.decoders import DecodeContext, DecodeError, Decoder, create_decoder
+from labdock.acquire.decoders import sparkplug as sparkplug_module
 from labdock.acquire.decoders._sparkplug_schema import Payload
-from labdock.acquire.decoders.sparkplug import shortest_float32
+from labdock.acquire.decoders.sparkplug import (
+    RebirthRequest,
+    SparkplugDecoder,
+    shortest_float32,
+)
 from labdock.acquire.points import Point, UInt
 
 ARRIVAL = 1_764_000_000_000_000_000
@@ -48,8 +57,8 @@ def payload(
     return bytes(message.SerializeToString())
 
 
-def topic(kind: str, device: str | None = None) -> str:
-    parts = ["spBv1.0", GROUP, kind, NODE] + ([device] if device else [])
+def topic(kind: str, device: str | None = None, node: str = NODE) -> str:
+    parts = ["spBv1.0", GROUP, kind, node] + ([device] if device else [])
     return "/".join(parts)
 
 
@@ -59,17 +68,40 @@ class Session:
     def __init__(self, **options: Any) -> None:
         self.decoder: Decoder = create_decoder("sparkplug_b", options)
         self.dropped: dict[str, int] = {}
+        self.rebirths: list[RebirthRequest] = []
 
-    def send(self, kind: str, data: bytes, device: str | None = None) -> list[Point]:
-        context = DecodeContext(topic(kind, device), "plc", {"site": "lab"}, ARRIVAL)
-        points = self.decoder.decode(data, context)
+    def send(
+        self,
+        kind: str,
+        data: bytes,
+        device: str | None = None,
+        *,
+        arrival: int = ARRIVAL,
+        node: str = NODE,
+    ) -> list[Point]:
+        context = DecodeContext(
+            topic(kind, device, node), "plc", {"site": "lab"}, arrival
+        )
+        try:
+            points = self.decoder.decode(data, context)
+        finally:
+            if context.rebirth_request is not None:
+                self.rebirths.append(context.rebirth_request)
         for reason, count in context.dropped.items():
             self.dropped[reason] = self.dropped.get(reason, 0) + count
         return points
 
-    def reject(self, kind: str, data: bytes, device: str | None = None) -> str:
+    def reject(
+        self,
+        kind: str,
+        data: bytes,
+        device: str | None = None,
+        *,
+        arrival: int = ARRIVAL,
+        node: str = NODE,
+    ) -> str:
         with pytest.raises(DecodeError) as caught:
-            self.send(kind, data, device)
+            self.send(kind, data, device, arrival=arrival, node=node)
         assert caught.value.detail
         return caught.value.reason
 
@@ -519,3 +551,173 @@ def test_implausible_timestamp() -> None:
         [{"name": "m", "datatype": INT32, "int_value": 1}], timestamp=1_709_644_930
     )
     assert Session().reject("NBIRTH", data) == "timestamp_unit_mismatch"
+
+
+# Rebirth requests.
+
+SECOND = 1_000_000_000
+NCMD_TOPIC = f"spBv1.0/{GROUP}/NCMD/{NODE}"
+NODE_DATA = payload([{"alias": 1, "float_value": 1.0}], seq=1)
+DEVICE_DATA = payload([{"alias": 10, "double_value": 2.5}], seq=1)
+
+
+def test_rebirth_not_requested_by_default() -> None:
+    session = Session()
+    assert session.reject("NDATA", NODE_DATA) == "sparkplug_no_birth"
+    assert session.rebirths == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "device"),
+    [("NDATA", None), ("DDATA", "pump-7"), ("DBIRTH", "pump-7"), ("DDEATH", "p")],
+)
+def test_rebirth_requested_before_node_birth(kind: str, device: str | None) -> None:
+    session = Session(rebirth_request=True)
+    assert session.reject(kind, DEVICE_DATA, device) == "sparkplug_no_birth"
+    assert session.rebirths == [RebirthRequest(GROUP, NODE, "no_birth")]
+    assert session.rebirths[0].topic == NCMD_TOPIC
+
+
+def test_rebirth_requested_before_device_birth() -> None:
+    session = born(rebirth_request=True)
+    assert session.rebirths == []
+    assert session.reject("DDATA", DEVICE_DATA, "pump-7") == "sparkplug_no_birth"
+    assert session.rebirths == [RebirthRequest(GROUP, NODE, "no_birth")]
+
+
+def test_rebirth_requested_when_birth_not_required() -> None:
+    session = Session(rebirth_request=True, require_birth=False)
+    data = payload([{"name": "Flow", "datatype": DOUBLE, "double_value": 2.0}])
+    (point,) = session.send("NDATA", data)
+    assert point.fields == {"Flow": 2.0}
+    assert session.rebirths == [RebirthRequest(GROUP, NODE, "no_birth")]
+
+
+def test_rebirth_requested_for_unknown_alias() -> None:
+    session = born(rebirth_request=True)
+    data = payload([{"alias": 99, "int_value": 1}], seq=1)
+    assert session.reject("NDATA", data) == "sparkplug_unknown_alias"
+    assert session.rebirths == [RebirthRequest(GROUP, NODE, "unknown_alias")]
+
+
+def test_rebirth_requested_on_seq_gap() -> None:
+    session = born(rebirth_request=True)
+    session.send("NDATA", payload([{"alias": 2, "int_value": 1}], seq=1))
+    assert session.rebirths == []
+    (point,) = session.send("NDATA", payload([{"alias": 2, "int_value": 2}], seq=4))
+    assert point.fields == {"Inputs/Count": 2}
+    assert session.dropped == {"sparkplug_seq_gap": 2}
+    assert session.rebirths == [RebirthRequest(GROUP, NODE, "seq_gap")]
+
+
+def test_seq_repeat_requests_no_rebirth() -> None:
+    session = born(rebirth_request=True)
+    data = payload([{"alias": 2, "int_value": 1}], seq=1)
+    session.send("NDATA", data)
+    session.send("NDATA", data)
+    assert session.dropped == {"sparkplug_seq_repeat": 1}
+    assert session.rebirths == []
+
+
+def test_no_rebirth_for_births_and_commands() -> None:
+    session = Session(rebirth_request=True)
+    death = payload([{"name": "bdSeq", "datatype": INT64, "long_value": 3}], seq=None)
+    session.send("NDEATH", death)
+    session.send("NCMD", b"")
+    session.send("NBIRTH", NODE_BIRTH)
+    device_birth = payload(
+        [{"name": "Flow", "alias": 10, "datatype": DOUBLE, "double_value": 1.0}],
+        seq=1,
+    )
+    session.send("DBIRTH", device_birth, "pump-7")
+    session.send(
+        "DDATA", payload([{"alias": 10, "double_value": 2.0}], seq=2), "pump-7"
+    )
+    assert session.rebirths == []
+
+
+def test_rebirth_payload_is_ncmd() -> None:
+    request = RebirthRequest(GROUP, NODE, "no_birth")
+    message = Payload.FromString(request.payload(1_764_000_000_123))
+    assert message.timestamp == 1_764_000_000_123
+    assert not message.HasField("seq")
+    (metric,) = message.metrics
+    assert metric.name == "Node Control/Rebirth"
+    assert metric.datatype == BOOLEAN
+    assert metric.WhichOneof("value") == "boolean_value"
+    assert metric.boolean_value is True
+    assert metric.timestamp == 1_764_000_000_123
+
+
+def test_rebirth_payload_read_by_decoder() -> None:
+    # The decoder skips commands, so read the NCMD as if it were NDATA.
+    request = RebirthRequest(GROUP, NODE, "no_birth")
+    session = Session(require_birth=False, exclude=[])
+    (point,) = session.send("NDATA", request.payload(BIRTH_MS))
+    assert point.fields == {"Node Control/Rebirth": True}
+    assert point.time_ns == BIRTH_MS * 1_000_000
+
+
+def test_rebirth_rate_limited_per_edge_node() -> None:
+    session = Session(rebirth_request=True, rebirth_interval=10)
+    session.reject("NDATA", NODE_DATA)
+    session.reject("DDATA", DEVICE_DATA, "pump-7", arrival=ARRIVAL + 9 * SECOND)
+    assert len(session.rebirths) == 1
+    session.reject("NDATA", NODE_DATA, node="edge-2", arrival=ARRIVAL + SECOND)
+    assert session.rebirths[-1] == RebirthRequest(GROUP, "edge-2", "no_birth")
+    session.reject("NDATA", NODE_DATA, arrival=ARRIVAL + 10 * SECOND)
+    assert len(session.rebirths) == 3
+    assert session.rebirths[-1] == RebirthRequest(GROUP, NODE, "no_birth")
+
+
+def test_rebirth_interval_fractional() -> None:
+    session = Session(rebirth_request=True, rebirth_interval=0.5)
+    session.reject("NDATA", NODE_DATA)
+    session.reject("NDATA", NODE_DATA, arrival=ARRIVAL + SECOND // 2 - 1)
+    assert len(session.rebirths) == 1
+    session.reject("NDATA", NODE_DATA, arrival=ARRIVAL + SECOND // 2)
+    assert len(session.rebirths) == 2
+
+
+def test_rebirth_limit_ignores_clock_set_back() -> None:
+    session = Session(rebirth_request=True)
+    session.reject("NDATA", NODE_DATA)
+    session.reject("NDATA", NODE_DATA, arrival=ARRIVAL - 3600 * SECOND)
+    assert len(session.rebirths) == 2
+
+
+def test_rebirth_held_back_not_sent_later() -> None:
+    session = Session(rebirth_request=True)
+    session.reject("NDATA", NODE_DATA)
+    session.reject("NDATA", NODE_DATA, arrival=ARRIVAL + SECOND)
+    session.send("NBIRTH", NODE_BIRTH, arrival=ARRIVAL + 20 * SECOND)
+    session.send(
+        "NDATA",
+        payload([{"alias": 2, "int_value": 1}], seq=1),
+        arrival=ARRIVAL + 21 * SECOND,
+    )
+    assert len(session.rebirths) == 1
+
+
+def test_rebirth_memory_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sparkplug_module, "_REBIRTH_MEMORY_MAX", 3)
+    session = Session(rebirth_request=True)
+    for index in range(5):
+        session.reject("NDATA", NODE_DATA, node=f"edge-{index}")
+    decoder = getattr(session.decoder, "decoder", None)
+    assert isinstance(decoder, SparkplugDecoder)
+    assert list(decoder.rebirths_requested) == [
+        (GROUP, "edge-2"),
+        (GROUP, "edge-3"),
+        (GROUP, "edge-4"),
+    ]
+    # edge-0 was forgotten, so its next message requests a rebirth again.
+    session.reject("NDATA", NODE_DATA, node="edge-0", arrival=ARRIVAL + SECOND)
+    assert len(session.rebirths) == 6
+
+
+@pytest.mark.parametrize("interval", [0, -1, "soon"])
+def test_rebirth_interval_invalid(interval: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        create_decoder("sparkplug_b", {"rebirth_interval": interval})
+    assert caught.value.errors()[0]["loc"] == ("rebirth_interval",)

@@ -18,12 +18,15 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from labdock.acquire.points import Point
+
+if TYPE_CHECKING:
+    from labdock.acquire.decoders.sparkplug import RebirthRequest
 
 # The key of the time column in InfluxQL, which InfluxDB 1.6 (tried with
 # its /write endpoint) rejects as a tag key and silently drops as a field key.
@@ -57,6 +60,10 @@ class DecodeContext:
     null, a command topic), so that nothing vanishes uncounted. The pipeline
     adds these counts to its outcome. A decoder that returns no point and
     counts a reason has ignored the message on purpose.
+
+    `rebirth_request` is set by the `sparkplug_b` decoder when the edge node
+    should publish its births again. The pipeline queues it, and the service
+    publishes it even when the message becomes a dead letter.
     """
 
     topic: str
@@ -64,6 +71,7 @@ class DecodeContext:
     tags: Mapping[str, str] = field(default_factory=dict)
     received_ns: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    rebirth_request: RebirthRequest | None = None
 
     def count_dropped(self, reason: str, count: int = 1) -> None:
         """Add `count` to the values or messages left out for `reason`."""

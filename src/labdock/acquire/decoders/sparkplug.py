@@ -44,6 +44,13 @@ FLOAT, DOUBLE, BOOLEAN, STRING, DATETIME, TEXT = 9, 10, 11, 12, 13, 14
 UUID, DATASET, BYTES, FILE, TEMPLATE = 15, 16, 17, 18, 19
 INT8_ARRAY, BOOLEAN_ARRAY, STRING_ARRAY, DATETIME_ARRAY = 22, 32, 33, 34
 
+# The node control metric that requests a new NBIRTH and every DBIRTH from an
+# edge node.
+REBIRTH_METRIC = "Node Control/Rebirth"
+# Edge nodes whose last rebirth request time is remembered. Beyond this count
+# the oldest entry is forgotten, which can let one extra request through.
+_REBIRTH_MEMORY_MAX = 10_000
+
 _SIGNED_BITS = {INT8: 8, INT16: 16, INT32: 32}
 _UNSIGNED_BITS = {UINT8: 8, UINT16: 16, UINT32: 32}
 # Fixed-size arrays, packed little-endian as the specification's text states.
@@ -82,15 +89,30 @@ class SparkplugOptions(DecoderOptions):
     (`sparkplug_no_birth`), an alias that no birth defined
     (`sparkplug_unknown_alias`), an invalid topic (`sparkplug_topic`) or
     payload (`sparkplug_protobuf`), and a value that doesn't fit its
-    datatype (`sparkplug_invalid_value`). Labdock can't send the rebirth
-    request (NCMD Node Control/Rebirth) that the specification expects a host
-    application to send then, so until the edge node publishes a new NBIRTH
-    its data messages are dead letters.
+    datatype (`sparkplug_invalid_value`). Until the edge node publishes a
+    new NBIRTH, its data messages are dead letters.
+
+    Rebirth requests: with `rebirth_request: true` the service sends the edge
+    node a rebirth request, which makes it publish its births again. The
+    request is an NCMD to `spBv1.0/<group>/NCMD/<edge node>` with one metric,
+    `Node Control/Rebirth`, of datatype Boolean (11) and value true. It is
+    published at QoS 0 and not retained, as the Sparkplug 3.0.0
+    specification requires of an NCMD. The broker must let the service's
+    user publish to that topic. There are three reasons for a request.
+    `no_birth`: a message arrives from an edge node without an NBIRTH or
+    from a device without a DBIRTH. `unknown_alias`: a data message uses an
+    alias that no birth defined. `seq_gap`: a seq skips numbers. Each edge
+    node gets at most one request per `rebirth_interval`, measured in
+    arrival time. A request that this limit holds back is dropped, and the
+    first message that needs one after the interval sends it.
 
     Sequence numbers: each message of an edge node after its NBIRTH must
     carry the previous seq plus one (modulo 256). A gap is counted by the
     number of missing messages as `sparkplug_seq_gap` and logged, and the
-    message is still written. NCMD, DCMD and STATE messages are ignored and
+    message is still written. The decoder doesn't wait for late messages to
+    fill a gap. So with `rebirth_request: true` a gap requests a rebirth at
+    once, although the specification advises a host application to wait
+    for a reorder timeout first. NCMD, DCMD and STATE messages are ignored and
     counted; an NDEATH whose bdSeq doesn't match the current NBIRTH is stale
     and ignored (counted as `sparkplug_stale_death`).
     """
@@ -119,6 +141,47 @@ class SparkplugOptions(DecoderOptions):
         "edge_node", min_length=1, description="Tag of the edge node id."
     )
     device_tag: str = Field("device", min_length=1, description="Tag of the device id.")
+    rebirth_request: bool = Field(
+        False,
+        description=(
+            "Publish a rebirth request (NCMD Node Control/Rebirth) to an edge "
+            "node whose messages arrive without a birth, with an unknown alias "
+            "or with a seq gap."
+        ),
+    )
+    rebirth_interval: float = Field(
+        10.0,
+        gt=0,
+        description="Minimum seconds between two rebirth requests to one edge node.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RebirthRequest:
+    """A request that one edge node publish its NBIRTH and every DBIRTH again.
+
+    `reason` is `no_birth`, `unknown_alias` or `seq_gap`. The service
+    publishes `payload()` to `topic` at QoS 0, not retained.
+    """
+
+    group: str
+    edge_node: str
+    reason: str
+
+    @property
+    def topic(self) -> str:
+        return f"{NAMESPACE}/{self.group}/NCMD/{self.edge_node}"
+
+    def payload(self, timestamp_ms: int) -> bytes:
+        """Encode the NCMD payload, stamped with the send time in milliseconds."""
+        message = Payload()
+        message.timestamp = timestamp_ms
+        metric = message.metrics.add()
+        metric.name = REBIRTH_METRIC
+        metric.timestamp = timestamp_ms
+        metric.datatype = BOOLEAN
+        metric.boolean_value = True
+        return bytes(message.SerializeToString())
 
 
 @dataclass(slots=True)
@@ -161,6 +224,10 @@ class SparkplugDecoder:
     def __init__(self, options: SparkplugOptions) -> None:
         self.options = options
         self.nodes: dict[tuple[str, str], _Node] = {}
+        # (group, edge node) -> arrival time in ns of the last rebirth
+        # request, oldest first.
+        self.rebirths_requested: dict[tuple[str, str], int] = {}
+        self._rebirth_interval_ns = round(options.rebirth_interval * 1_000_000_000)
 
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
         topic = _parse_topic(context.topic)
@@ -184,12 +251,14 @@ class SparkplugDecoder:
         node = self.nodes.get(key)
         if node is not None:
             self._check_seq(node, topic, message, context)
-        elif self.options.require_birth:
-            raise _no_birth(topic, f"edge node {topic.edge_node!r}")
+        else:
+            self._request_rebirth(topic, "no_birth", context)
+            if self.options.require_birth:
+                raise _no_birth(topic, f"edge node {topic.edge_node!r}")
 
         if topic.kind == "NDATA":
             tables = node.tables if node else _Tables()
-            return self._points(message, tables, tags, context, birth=False)
+            return self._data_points(topic, message, tables, tags, context)
 
         device = topic.device or ""
         if topic.kind == "DBIRTH":
@@ -204,10 +273,45 @@ class SparkplugDecoder:
                 node.devices.pop(device, None)
             return self._death(message, tags, context)
         if device_tables is None:
+            self._request_rebirth(topic, "no_birth", context)
             if self.options.require_birth:
                 raise _no_birth(topic, f"device {device!r}")
             device_tables = _Tables()
-        return self._points(message, device_tables, tags, context, birth=False)
+        return self._data_points(topic, message, device_tables, tags, context)
+
+    def _data_points(
+        self,
+        topic: _Topic,
+        message: Any,
+        tables: _Tables,
+        tags: dict[str, str],
+        context: DecodeContext,
+    ) -> list[Point]:
+        try:
+            return self._points(message, tables, tags, context, birth=False)
+        except DecodeError as error:
+            if error.reason == "sparkplug_unknown_alias":
+                self._request_rebirth(topic, "unknown_alias", context)
+            raise
+
+    def _request_rebirth(
+        self, topic: _Topic, reason: str, context: DecodeContext
+    ) -> None:
+        """Record a rebirth request on `context`, unless one is too recent."""
+        if not self.options.rebirth_request or context.rebirth_request is not None:
+            return
+        key = (topic.group, topic.edge_node)
+        now = context.received_ns
+        last = self.rebirths_requested.get(key)
+        # An arrival time before the last request (the clock was set back)
+        # doesn't hold the request back.
+        if last is not None and 0 <= now - last < self._rebirth_interval_ns:
+            return
+        self.rebirths_requested.pop(key, None)
+        self.rebirths_requested[key] = now
+        if len(self.rebirths_requested) > _REBIRTH_MEMORY_MAX:
+            del self.rebirths_requested[next(iter(self.rebirths_requested))]
+        context.rebirth_request = RebirthRequest(topic.group, topic.edge_node, reason)
 
     def _tags(self, topic: _Topic, context: DecodeContext) -> dict[str, str]:
         tags = dict(context.tags)
@@ -269,6 +373,9 @@ class SparkplugDecoder:
                     received=seq,
                     missing=missing,
                 )
+                # NOTE: there is no reorder timeout, so a message that the
+                # broker delivers late also counts as a gap and requests a rebirth.
+                self._request_rebirth(topic, "seq_gap", context)
         node.seq = seq
 
     def _points(
