@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from labdock.acquire.config import AcquireConfig
+from labdock.acquire.decoders._sparkplug_schema import Payload
+from labdock.acquire.decoders.sparkplug import DOUBLE, RebirthRequest
 from labdock.acquire.pipeline import Pipeline
 
 ARRIVAL = 1_764_000_000_000_000_000
@@ -131,3 +133,67 @@ def test_uint_written_signed_for_v1() -> None:
     assert Pipeline(v2).process("plant/d/env", b'{"n": 7}', ARRIVAL).lines == [
         f"env,device=d n=7u {ARRIVAL}"
     ]
+
+
+def sparkplug_data(seq: int) -> bytes:
+    message = Payload(timestamp=ARRIVAL // 1_000_000, seq=seq)
+    message.metrics.add(name="Flow", alias=1, datatype=DOUBLE, double_value=2.5)
+    return bytes(message.SerializeToString())
+
+
+def test_rebirth_request_queued_for_deadletter() -> None:
+    config = AcquireConfig.model_validate(
+        {
+            "mappings": [
+                {
+                    "topic": "spBv1.0/#",
+                    "measurement": "plc",
+                    "format": "sparkplug_b",
+                    "options": {"rebirth_request": True},
+                },
+                {"topic": "plant/{device}/{measurement}"},
+            ]
+        }
+    )
+    pipeline = Pipeline(config)
+    outcome = pipeline.process("spBv1.0/g/NDATA/e", sparkplug_data(1), ARRIVAL)
+    assert outcome.reason == "sparkplug_no_birth"
+    assert pipeline.process("plant/d/env", b'{"t": 1}', ARRIVAL).lines
+    assert pipeline.take_rebirth_requests() == [RebirthRequest("g", "e", "no_birth")]
+    assert pipeline.take_rebirth_requests() == []
+
+
+def test_rebirth_request_queued_with_lines() -> None:
+    config = AcquireConfig.model_validate(
+        {
+            "mappings": [
+                {
+                    "topic": "spBv1.0/#",
+                    "measurement": "plc",
+                    "format": "sparkplug_b",
+                    "options": {"rebirth_request": True},
+                }
+            ]
+        }
+    )
+    pipeline = Pipeline(config)
+    assert pipeline.process("spBv1.0/g/NBIRTH/e", sparkplug_data(0), ARRIVAL).lines
+    assert pipeline.take_rebirth_requests() == []
+    outcome = pipeline.process("spBv1.0/g/NDATA/e", sparkplug_data(5), ARRIVAL)
+    assert outcome.lines == [f"plc,edge_node=e,group=g Flow=2.5 {ARRIVAL}"]
+    assert outcome.dropped == {"sparkplug_seq_gap": 4}
+    assert pipeline.take_rebirth_requests() == [RebirthRequest("g", "e", "seq_gap")]
+
+
+def test_rebirth_request_off_queues_nothing() -> None:
+    config = AcquireConfig.model_validate(
+        {
+            "mappings": [
+                {"topic": "spBv1.0/#", "measurement": "plc", "format": "sparkplug_b"}
+            ]
+        }
+    )
+    pipeline = Pipeline(config)
+    outcome = pipeline.process("spBv1.0/g/NDATA/e", sparkplug_data(1), ARRIVAL)
+    assert outcome.reason == "sparkplug_no_birth"
+    assert pipeline.take_rebirth_requests() == []

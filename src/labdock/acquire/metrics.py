@@ -120,6 +120,14 @@ class Metrics:
             "Successful connections to the broker, reconnects included.",
             registry=registry,
         )
+        self.rebirth_requests = Counter(
+            f"{PREFIX}_sparkplug_rebirth_requests",
+            "Sparkplug rebirth requests (NCMD Node Control/Rebirth) to edge nodes, "
+            "by the reason (no_birth, unknown_alias, seq_gap) and the result "
+            "(published, or failed when the client couldn't queue the message).",
+            ["reason", "result"],
+            registry=registry,
+        )
 
     def bind_spool(
         self,

@@ -371,6 +371,23 @@ class BrokerConnection:
             return True
         return self.client.ack(message.mid, message.qos) == paho.MQTT_ERR_SUCCESS
 
+    def publish(self, topic: str, payload: bytes) -> str | None:
+        """Queue a QoS 0 message that is not retained, without waiting for it.
+
+        Returns None once paho has queued the message, or the reason it failed.
+        QoS 0 has no acknowledgement, so a message lost when the connection
+        drops afterwards is not reported.
+        """
+        if not self.connected.is_set():
+            return "not connected to the broker"
+        try:
+            info = self.client.publish(topic, payload, qos=0, retain=False)
+        except (ValueError, OSError) as error:
+            return f"{type(error).__name__}: {error}"
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return paho.error_string(info.rc)
+        return None
+
     # paho callbacks, on paho's network thread.
 
     def _on_connect(

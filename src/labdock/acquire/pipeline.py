@@ -4,6 +4,10 @@ This is the pure part of the service: no I/O, so that `labdock decode`, the
 service and the tests share it. The arrival time passed in becomes the time
 of every point without a device time, which fixes the point's time before it
 is spooled, so that a replayed line overwrites itself in the database.
+
+Rebirth requests that a decoder records are queued in the pipeline, not in
+the outcome, so that a message of another decoder costs only one check.
+The caller takes them with `take_rebirth_requests`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from labdock.acquire.config import AcquireConfig, MappingConfig
 from labdock.acquire.decoders import (
@@ -29,6 +34,9 @@ from labdock.acquire.points import (
     encode_series,
 )
 from labdock.acquire.topics import TopicTemplate
+
+if TYPE_CHECKING:
+    from labdock.acquire.decoders.sparkplug import RebirthRequest
 
 NS_PER_SECOND = 1_000_000_000
 # Topics whose match is remembered; the cache starts over when full, which
@@ -87,6 +95,7 @@ class Pipeline:
             if window.max_future is None
             else int(window.max_future * NS_PER_SECOND)
         )
+        self.rebirth_requests: list[RebirthRequest] = []
 
     def _match(self, topic: str) -> tuple[_Route, dict[str, str]] | None:
         found = None
@@ -182,12 +191,16 @@ class Pipeline:
         try:
             points = route.decoder.decode(payload, context)
         except DecodeError as error:
+            if context.rebirth_request is not None:
+                self.rebirth_requests.append(context.rebirth_request)
             return Outcome(reason=error.reason, detail=error.detail)
         except Exception as error:  # a decoder bug must not stop the service
             return Outcome(
                 reason="decoder_error",
                 detail=f"decoder {route.format!r} raised {type(error).__name__}: {error}",
             )
+        if context.rebirth_request is not None:
+            self.rebirth_requests.append(context.rebirth_request)
         if not points and context.dropped:
             # The decoder skipped the message on purpose (an availability
             # topic, a command) and counted why: nothing to store, no error.
@@ -196,6 +209,12 @@ class Pipeline:
         for reason, count in context.dropped.items():
             outcome.dropped[reason] = outcome.dropped.get(reason, 0) + count
         return outcome
+
+    def take_rebirth_requests(self) -> list[RebirthRequest]:
+        """Return the rebirth requests queued since the last call, and forget them."""
+        requests = self.rebirth_requests
+        self.rebirth_requests = []
+        return requests
 
     def _encode(self, points: list[Point], received_ns: int) -> Outcome:
         outcome = Outcome()

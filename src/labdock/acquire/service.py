@@ -174,6 +174,8 @@ class Ingest:
                 )
             elif outcome.lines:
                 entries.append((now_ns, message.topic, "\n".join(outcome.lines)))
+        if self.pipeline.rebirth_requests:
+            self._publish_rebirth_requests()
 
         try:
             self.spool.append(entries, deadletters)
@@ -204,6 +206,37 @@ class Ingest:
         for message in self.connection.acknowledge_many(messages):
             self._remember_unacknowledged(message, now_ns)
         return True
+
+    def _publish_rebirth_requests(self) -> None:
+        """Publish the queued rebirth requests, logging a failure instead of raising it.
+
+        They go out before the spool commit because they don't depend on it,
+        so a failing spool doesn't hold them back.
+        """
+        for request in self.pipeline.take_rebirth_requests():
+            topic = request.topic
+            error = self.connection.publish(
+                topic, request.payload(time.time_ns() // 1_000_000)
+            )
+            result = "published" if error is None else "failed"
+            self.metrics.rebirth_requests.labels(request.reason, result).inc()
+            if error is None:
+                log.info(
+                    "sparkplug.rebirth_requested",
+                    group=request.group,
+                    edge_node=request.edge_node,
+                    reason=request.reason,
+                    topic=topic,
+                )
+            else:
+                log.warning(
+                    "sparkplug.rebirth_request_failed",
+                    group=request.group,
+                    edge_node=request.edge_node,
+                    reason=request.reason,
+                    topic=topic,
+                    error=error,
+                )
 
     def _remember_unacknowledged(self, message: Message, now_ns: int) -> None:
         if len(self._unacknowledged) >= _REDELIVERY_MEMORY_MAX:
