@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from labdock.acquire.decoders._sparkplug_schema import Payload
 from labdock.cli import main
@@ -181,3 +181,41 @@ def test_time_key_is_deadletter(runner: CliRunner, config: Path) -> None:
     assert result.stdout == ""
     assert "dead letter: reserved_key: the value at 'time'" in result.stderr
     assert "rename option (time: new_name)" in result.stderr
+
+
+def test_rebirth_request_printed_not_sent(runner: CliRunner, tmp_path: Path) -> None:
+    message = Payload(timestamp=1_709_644_930_000, seq=4)
+    message.metrics.add(alias=1, double_value=21.5)
+    path = tmp_path / "ddata.bin"
+    path.write_bytes(message.SerializeToString())
+    config = tmp_path / "acquire.yaml"
+
+    def decode() -> Result:
+        return runner.invoke(
+            main,
+            [
+                "decode",
+                "--config",
+                str(config),
+                "--file",
+                str(path),
+                "spBv1.0/lab/DDATA/edge1/pump",
+            ],
+        )
+
+    config.write_text(CONFIG + "    options: {rebirth_request: true}\n")
+    result = decode()
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "rebirth request not sent: labdock acquire would publish "
+        "Node Control/Rebirth = true to spBv1.0/lab/NCMD/edge1 (reason no_birth)"
+    )
+    assert lines[1].startswith("dead letter: sparkplug_no_birth: ")
+
+    config.write_text(CONFIG)
+    result = decode()
+    assert result.exit_code == 1
+    assert "rebirth request" not in result.stderr
+    assert result.stderr.startswith("dead letter: sparkplug_no_birth: ")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from labdock.acquire.config import ConfigError, load_config
+from labdock.acquire.decoders.sparkplug import REBIRTH_METRIC
 from labdock.acquire.pipeline import Pipeline
 
 
@@ -64,6 +65,10 @@ def decode(
     read from standard input. The message goes through the same mapping,
     decoder and checks as in `labdock acquire`, at the arrival time --time.
 
+    When the message would make `labdock acquire` send a Sparkplug rebirth
+    request (the sparkplug_b option rebirth_request), the request is printed
+    on standard error and not sent.
+
     Exit status: 0 with the lines on standard output, 1 when the message
     would be a dead letter (its reason and detail on standard error), 2 for
     an invalid configuration or usage.
@@ -81,6 +86,12 @@ def decode(
     outcome = pipeline.process(topic, data, now)
     for reason, count in sorted(outcome.dropped.items()):
         click.echo(f"dropped {count} value(s): {reason}", err=True)
+    for request in pipeline.take_rebirth_requests():
+        click.echo(
+            "rebirth request not sent: labdock acquire would publish "
+            f"{REBIRTH_METRIC} = true to {request.topic} (reason {request.reason})",
+            err=True,
+        )
     if outcome.reason is not None:
         click.echo(f"dead letter: {outcome.reason}: {outcome.detail or ''}", err=True)
         sys.exit(1)
