@@ -30,6 +30,21 @@ from components import InfluxDB1, VictoriaMetrics, free_port, poll_until
 REPO = Path(__file__).resolve().parents[2]
 
 
+def child_environment() -> dict[str, str]:
+    """Return this process's environment with PYTHONPATH made absolute.
+
+    The child runs in its own working directory, where a relative entry
+    such as `PYTHONPATH=src` would miss the code under test and import the
+    installed labdock instead.
+    """
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    pythonpath = os.environ.get("PYTHONPATH")
+    if pythonpath:
+        entries = [os.path.abspath(entry) for entry in pythonpath.split(os.pathsep)]
+        environment["PYTHONPATH"] = os.pathsep.join(entries)
+    return environment
+
+
 class AcquireProcess:
     """`labdock acquire` with a YAML configuration, as a child process."""
 
@@ -65,7 +80,7 @@ class AcquireProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=child_environment(),
         )
         log.close()
         self.starts += 1
