@@ -164,3 +164,12 @@ def test_topic_tag_named_time_takes_the_full_path() -> None:
     )
     assert pipeline.fast_line("lab/t1/env", b'{"a": 1}', ARRIVAL) is None
     assert pipeline.process("lab/t1/env", b'{"a": 1}', ARRIVAL).reason == "reserved_key"
+
+
+def test_remembered_float_texts_stay_exact() -> None:
+    pipeline = make()
+    for payload in [b'{"a": 0.0}', b'{"a": -0.0}', b'{"a": 21.5}', b'{"a": 21.5}']:
+        check_same(pipeline, "lab/r/d/env", payload)
+    assert pipeline.fast_line("lab/r/d/env", b'{"a": -0.0}', ARRIVAL) == (
+        f"env,device=d,room=r a=-0 {ARRIVAL}"
+    )

@@ -138,7 +138,10 @@ class Spool:
         Returns after the commit is durable. Raises SpoolError when it fails,
         in which case nothing of this call is stored.
         """
-        size = sum(len(body.encode()) for _, _, body in entries)
+        size = sum(
+            len(body) if body.isascii() else len(body.encode())
+            for _, _, body in entries
+        )
         try:
             self._ingest.execute("BEGIN")
             if entries:
@@ -242,7 +245,10 @@ class Spool:
         """Remove written entries, storing the dead letters of rejected lines."""
         if not entries and not deadletters:
             return
-        size = sum(len(entry.body.encode()) for entry in entries)
+        size = sum(
+            len(body) if body.isascii() else len(body.encode())
+            for body in (entry.body for entry in entries)
+        )
         try:
             if deadletters:
                 # Rejected lines must not be lost with their entry, so this
@@ -251,9 +257,17 @@ class Spool:
             self._writer.execute("BEGIN")
             if deadletters:
                 self._insert_deadletters(self._writer, deadletters)
-            self._writer.executemany(
-                "DELETE FROM lines WHERE id = ?", [(entry.id,) for entry in entries]
-            )
+            first, last = (entries[0].id, entries[-1].id) if entries else (0, -1)
+            if last - first + 1 == len(entries):
+                # Ids are unique and taken in order, so a span as long as the
+                # list holds exactly these entries.
+                self._writer.execute(
+                    "DELETE FROM lines WHERE id BETWEEN ? AND ?", (first, last)
+                )
+            else:
+                self._writer.executemany(
+                    "DELETE FROM lines WHERE id = ?", [(entry.id,) for entry in entries]
+                )
             self._writer.execute("COMMIT")
             if deadletters:
                 self._writer.execute("PRAGMA synchronous=NORMAL")

@@ -429,11 +429,8 @@ class Writer:
             self._written_since_compaction = False
 
     def _write_entries(self, entries: Sequence[SpooledEntry]) -> None:
-        lines = [
-            _Line(entry, text) for entry in entries for text in split_lines(entry.body)
-        ]
         try:
-            rejected = self._deliver(lines)
+            written, rejected = self._deliver_entries(entries)
         except _Retry as retry:
             self._back_off(retry)
             return
@@ -462,19 +459,46 @@ class Writer:
                 reason=reason,
                 detail=detail,
             )
-        self.metrics.points_written.inc(len(lines) - len(rejected))
+        self.metrics.points_written.inc(written - len(rejected))
         self._written_since_compaction = True
         self._attempt = 0
         self._set_ready()
 
-    def _deliver(self, lines: list[_Line]) -> list[tuple[_Line, str, str]]:
-        """Write `lines`; return the ones rejected for good with reason and detail.
+    def _deliver_entries(
+        self, entries: Sequence[SpooledEntry]
+    ) -> tuple[int, list[tuple[_Line, str, str]]]:
+        """Write the lines of `entries`; return how many lines they hold and
+        the ones rejected for good, with reason and detail.
 
+        The batch goes out as one request. Only when the database rejects
+        some of it are the lines taken apart, to find which.
         Raises _Retry when the whole batch must wait and be written again.
         """
-        body = "\n".join(line.text for line in lines).encode() + b"\n"
-        if len(lines) == 1 and len(body) > self.config.batch.max_bytes * 4:
-            return [(lines[0], "line_too_large", f"line of {len(body)} bytes")]
+        written = sum(
+            1 if "\n" not in entry.body else len(split_lines(entry.body))
+            for entry in entries
+        )
+        if written > 1:
+            body = "\n".join([entry.body for entry in entries]).encode() + b"\n"
+            verdict, response = self._send(body)
+            if verdict is Verdict.OK:
+                return written, []
+            if verdict not in (Verdict.TOO_LARGE, Verdict.REJECTED):
+                raise _Retry(verdict, response)
+            lines = self._lines(entries)
+            middle = len(lines) // 2
+            return written, self._deliver(lines[:middle]) + self._deliver(
+                lines[middle:]
+            )
+        return written, self._deliver(self._lines(entries))
+
+    @staticmethod
+    def _lines(entries: Sequence[SpooledEntry]) -> list[_Line]:
+        return [
+            _Line(entry, text) for entry in entries for text in split_lines(entry.body)
+        ]
+
+    def _send(self, body: bytes) -> tuple[Verdict, Response]:
         started = time.perf_counter()
         self._request_started = time.monotonic()
         try:
@@ -482,7 +506,19 @@ class Writer:
         finally:
             self._request_started = None
         self.metrics.write_latency.observe(time.perf_counter() - started)
-        verdict = classify(response)
+        return classify(response), response
+
+    def _deliver(self, lines: list[_Line]) -> list[tuple[_Line, str, str]]:
+        """Write `lines`; return the ones rejected for good with reason and detail.
+
+        Raises _Retry when the whole batch must wait and be written again.
+        """
+        if not lines:
+            return []
+        body = "\n".join(line.text for line in lines).encode() + b"\n"
+        if len(lines) == 1 and len(body) > self.config.batch.max_bytes * 4:
+            return [(lines[0], "line_too_large", f"line of {len(body)} bytes")]
+        verdict, response = self._send(body)
         if verdict is Verdict.OK:
             return []
         if (

@@ -189,6 +189,9 @@ class JsonDecoder:
         # Field sets by key order; see `flat_fields`.
         self._plans: dict[tuple[str, ...], tuple[tuple[str, str], ...] | None] = {}
         self._integer_suffix = "i" if options.number_type == "auto" else None
+        # Float texts by value: readings repeat, and formatting a float is
+        # the dearest step of the fast path.
+        self._floats: dict[float, str] = {}
         self.flat_fields: Callable[[bytes], str | None] | None = (
             self._flat_fields if _plain(options) else None
         )
@@ -216,14 +219,22 @@ class JsonDecoder:
         if plan is None:
             return None
         parts = []
+        floats = self._floats
         integer_suffix = self._integer_suffix
         for key, head in plan:
             value = document[key]
             kind = type(value)
             if kind is float:
-                if not -_EXACT_FLOAT_LIMIT < value < _EXACT_FLOAT_LIMIT:
-                    return None
-                parts.append(head + format_float(value))
+                text = floats.get(value)
+                if text is None:
+                    if not -_EXACT_FLOAT_LIMIT < value < _EXACT_FLOAT_LIMIT:
+                        return None
+                    text = format_float(value)
+                    if value:  # 0.0 and -0.0 are equal keys with two texts
+                        if len(floats) >= _FLOAT_CACHE_SIZE:
+                            floats.clear()
+                        floats[value] = text
+                parts.append(head + text)
             elif kind is int:
                 if integer_suffix is not None:
                     if not INT64_MIN <= value <= INT64_MAX:
@@ -394,6 +405,7 @@ class JsonDecoder:
 
 # Payload shapes whose field plan is kept; the cache starts over when full.
 _PLAN_CACHE_SIZE = 1024
+_FLOAT_CACHE_SIZE = 4096
 # A float at or beyond 2**63 may be an integer literal too large for 64 bits,
 # which the full path tells apart; an integer beyond 2**53 loses digits as a
 # float, which the full path counts.
