@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from google.protobuf.message import DecodeError as ProtobufDecodeError
 from pydantic import Field
 
 from labdock.acquire.decoders import (
@@ -27,7 +26,6 @@ from labdock.acquire.decoders import (
     DecoderOptions,
     register,
 )
-from labdock.acquire.decoders._sparkplug_schema import Payload
 from labdock.acquire.decoders._timestamps import numeric_to_ns
 from labdock.acquire.points import FieldValue, Point, UInt
 
@@ -174,7 +172,7 @@ class RebirthRequest:
 
     def payload(self, timestamp_ms: int) -> bytes:
         """Encode the NCMD payload, stamped with the send time in milliseconds."""
-        message = Payload()
+        message = _payload_class()()
         message.timestamp = timestamp_ms
         metric = message.metrics.add()
         metric.name = REBIRTH_METRIC
@@ -479,9 +477,19 @@ def _parse_topic(topic: str) -> _Topic | None:
     return _Topic(levels[1], kind, levels[3], device)
 
 
+def _payload_class() -> Any:
+    """Return the Payload message class, importing protobuf on first use:
+    a service without a Sparkplug mapping never loads it."""
+    from labdock.acquire.decoders._sparkplug_schema import Payload
+
+    return Payload
+
+
 def _parse_payload(payload: bytes) -> Any:
+    from google.protobuf.message import DecodeError as ProtobufDecodeError
+
     try:
-        return Payload.FromString(payload)
+        return _payload_class().FromString(payload)
     except (ProtobufDecodeError, ValueError, RecursionError) as error:
         raise DecodeError(
             "sparkplug_protobuf",
