@@ -27,6 +27,8 @@ RULES: list[tuple[str, str, str]] = [
     ("writer: split lines", "lineprotocol.py", "split_lines"),
     ("writer: gzip", "gzip.py", ""),
     ("writer: HTTP request", "urllib3/", ""),
+    ("MQTT: messages -> queue", "mqtt.py", "BrokerConnection._deliver"),
+    ("MQTT: parse PUBLISH packets in bulk", "mqtt.py", "_Client._take_publishes"),
     ("paho: on_message -> queue", "mqtt.py", "BrokerConnection._on_message"),
     ("paho: PUBACK (ack, send)", "mqtt.py", "BrokerConnection.acknowledge"),
     ("paho: read and parse packets", "paho/mqtt/", "Client._packet_read"),

@@ -72,6 +72,11 @@ def measure(count: int = MESSAGES) -> dict[str, float]:
             pipeline.process(topic, payload, now)
         return count
 
+    def fast_line() -> int:
+        for topic, payload in messages:
+            pipeline.fast_line(topic, payload, now)
+        return count
+
     def decode_only() -> int:
         for topic, payload in messages:
             route.decoder.decode(payload, DecodeContext(topic, "env", {"room": "r", "device": "d"}, now))
@@ -115,6 +120,7 @@ def measure(count: int = MESSAGES) -> dict[str, float]:
         return count
 
     results = {
+        "pipeline.fast_line (flat JSON, what the service runs)": _per_message(fast_line),
         "pipeline.process (route, decode, checks, encode)": _per_message(pipeline_process),
         "  JSON decoder alone": _per_message(decode_only),
         "  encode_point alone": _per_message(encode_only),
