@@ -98,7 +98,7 @@ def test_everything_else_takes_the_full_path(payload: bytes) -> None:
         {"measurement": "kind"},
     ],
 )
-def test_options_that_change_values_turn_the_fast_path_off(
+def test_value_options_disable_fast_path(
     options: dict[str, Any],
 ) -> None:
     assert make(options).fast_line("lab/r/d/env", b'{"a": 1}', ARRIVAL) is None

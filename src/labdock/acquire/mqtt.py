@@ -140,7 +140,7 @@ class _Client(paho.Client):
         data, position = self._read_data, self._read_pos
         end = len(data)
         version5 = self._protocol == paho.MQTTv5
-        taken: list[Publish] = []
+        packets: list[Publish] = []
         while position + 2 <= end:
             header = data[position]
             if header & 0xF0 != paho.PUBLISH or header & 0x06 > 0x02:
@@ -171,7 +171,7 @@ class _Client(paho.Client):
                 body += skip
             if body > finish:
                 break
-            taken.append(
+            packets.append(
                 (
                     data[start + 2 : topic_end],
                     data[body:finish],
@@ -182,13 +182,13 @@ class _Client(paho.Client):
                 )
             )
             position = finish
-        if taken:
+        if packets:
             self._read_pos = position
             with self._msgtime_mutex:
                 self._last_bytes_received = paho.time_func()
             with self._in_callback_mutex:
-                self.deliver_many(taken)  # type: ignore[misc]
-        return len(taken)
+                self.deliver_many(packets)  # type: ignore[misc]
+        return len(packets)
 
     def _loop(self, timeout: float = 1.0) -> MQTTErrorCode:
         # select() can't see bytes already in the buffer, so read them first

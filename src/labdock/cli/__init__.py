@@ -19,11 +19,10 @@ from labdock import __version__
 class _Commands(click.Group):
     """The top-level group, importing command modules only when needed.
 
-    A command is looked for first in the module of its own name (`labdock
-    acquire` imports only `labdock.cli.acquire`), so that the long-running
-    service doesn't carry the memory of every other command; listing the
-    commands, or a command defined in a module of another name, imports
-    them all.
+    A command is looked for first in the module of its own name: `labdock
+    acquire` imports only `labdock.cli.acquire`, so the long-running service
+    doesn't carry the memory of every other command. Listing the commands,
+    or running one defined in a module of another name, imports them all.
     """
 
     _all_loaded = False
