@@ -123,3 +123,46 @@ def test_deadletter_store_needs_existing_spool(tmp_path: Path) -> None:
     with pytest.raises(SpoolError) as caught:
         DeadLetterStore(tmp_path / "nowhere")
     assert "no spool at" in str(caught.value)
+
+
+def test_entry_counts_its_messages(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append([(1, "a", "m v=1 1\nm v=2 2\nm v=3 3", 3, 3), (1, "b", "m v=4 4")])
+    assert spool.messages == 4
+    entries = spool.take(0, max_lines=10, max_bytes=1 << 20)
+    assert [entry.messages for entry in entries] == [3, 1]
+    assert [entry.line_count() for entry in entries] == [3, 1]
+    spool.remove(entries[:1])
+    assert spool.messages == 1
+    spool.close()
+    reopened = Spool(tmp_path, 1 << 20)
+    assert reopened.messages == 1
+    reopened.close()
+
+
+def test_spool_without_message_counts_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "spool.sqlite")
+    old.executescript(
+        "CREATE TABLE lines (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " spooled_ns INTEGER NOT NULL, topic TEXT NOT NULL, body TEXT NOT NULL);"
+        "INSERT INTO lines (spooled_ns, topic, body) VALUES (1, 't', 'm v=1 1');"
+    )
+    old.commit()
+    old.close()
+    spool = Spool(tmp_path, 1 << 20)
+    assert spool.messages == 1
+    spool.append([(2, "t", 'm s="a\nb" 2\nm v=3 3', 2, 2)])
+    assert spool.messages == 3
+    entries = spool.take(0, 10, 1 << 20)
+    assert [entry.messages for entry in entries] == [1, 2]
+    assert [entry.line_count() for entry in entries] == [1, 2]
+    spool.close()
+
+
+def test_uncounted_entry_counts_its_lines() -> None:
+    from labdock.acquire.spool import SpooledEntry
+
+    entry = SpooledEntry(1, 1, "t", 'm s="a\nb" 1\nm v=2 2')
+    assert entry.line_count() == 2

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from labdock.acquire.config import AcquireConfig
 from labdock.acquire.metrics import Metrics
 from labdock.acquire.mqtt import BrokerConnection, Message
-from labdock.acquire.pipeline import Pipeline
+from labdock.acquire.pipeline import Outcome, Pipeline
 from labdock.acquire.spool import DeadLetter, Spool, SpoolError
 from labdock.acquire.writer import Writer
 
@@ -40,6 +40,12 @@ def _digest(message: Message) -> bytes:
     return hashlib.blake2b(
         message.topic.encode() + b"\0" + message.payload, digest_size=12
     ).digest()
+
+
+def _entry(now_ns: int, topic: str, group: list[Any]) -> tuple[int, str, str, int, int]:
+    """Return the spool entry of a topic's [lines, messages] group."""
+    lines, messages = group
+    return (now_ns, topic, "\n".join(lines), messages, len(lines))
 
 
 class ServiceError(Exception):
@@ -134,7 +140,12 @@ class Ingest:
 
     def _commit(self, messages: Sequence[Message]) -> bool:
         """Decode, spool and acknowledge `messages`; return False if the spool failed."""
-        entries: list[tuple[int, str, str]] = []
+        # Lines by topic, so that a commit stores one spool entry per topic
+        # instead of one per message: [lines, messages].
+        groups: dict[str, list[Any]] = {}
+        entries: list[tuple[int, str, str, int, int]] = []
+        group_lines = self.config.batch.max_lines
+        decoded = 0
         deadletters: list[DeadLetter] = []
         redelivered: list[Message] = []
         reasons: Counter[str] = Counter()
@@ -151,29 +162,30 @@ class Ingest:
             if message.retained and skip_retained:
                 dropped["retained"] += 1
                 continue
-            line = fast_line(message.topic, message.payload, message.received_ns)
+            topic = message.topic
+            line = fast_line(topic, message.payload, message.received_ns)
             if line is not None:
-                entries.append((now_ns, message.topic, line))
-                continue
-            outcome = self.pipeline.process(
-                message.topic, message.payload, message.received_ns
-            )
-            dropped.update(outcome.dropped)
-            restamped += outcome.restamped
-            if outcome.reason is not None:
-                reasons[outcome.reason] += 1
-                deadletters.append(
-                    DeadLetter(
-                        message.received_ns,
-                        message.topic,
-                        message.payload,
-                        "decode",
-                        outcome.reason,
-                        outcome.detail or "",
-                    )
+                lines = [line]
+            else:
+                outcome = self.pipeline.process(
+                    topic, message.payload, message.received_ns
                 )
-            elif outcome.lines:
-                entries.append((now_ns, message.topic, "\n".join(outcome.lines)))
+                lines = self._outcome_lines(message, outcome, deadletters, reasons)
+                dropped.update(outcome.dropped)
+                restamped += outcome.restamped
+                if not lines:
+                    continue
+            decoded += 1
+            group = groups.get(topic)
+            if group is None:
+                groups[topic] = [lines, 1]
+            else:
+                group[0].extend(lines)
+                group[1] += 1
+                if len(group[0]) >= group_lines:
+                    entries.append(_entry(now_ns, topic, group))
+                    del groups[topic]
+        entries.extend(_entry(now_ns, topic, group) for topic, group in groups.items())
         if self.pipeline.rebirth_requests:
             self._publish_rebirth_requests()
 
@@ -188,7 +200,7 @@ class Ingest:
         self.spool_error = None
 
         self.metrics.received.inc(len(messages))
-        self.metrics.decoded.inc(len(entries))
+        self.metrics.decoded.inc(decoded)
         self.metrics.duplicates.inc(len(redelivered))
         self.metrics.restamped.inc(restamped)
         for reason, count in reasons.items():
@@ -237,6 +249,29 @@ class Ingest:
                     topic=topic,
                     error=error,
                 )
+
+    @staticmethod
+    def _outcome_lines(
+        message: Message,
+        outcome: Outcome,
+        deadletters: list[DeadLetter],
+        reasons: Counter[str],
+    ) -> list[str]:
+        """Return the lines of a full-path outcome, or record its dead letter."""
+        if outcome.reason is None:
+            return outcome.lines
+        reasons[outcome.reason] += 1
+        deadletters.append(
+            DeadLetter(
+                message.received_ns,
+                message.topic,
+                message.payload,
+                "decode",
+                outcome.reason,
+                outcome.detail or "",
+            )
+        )
+        return []
 
     def _remember_unacknowledged(self, message: Message, now_ns: int) -> None:
         if len(self._unacknowledged) >= _REDELIVERY_MEMORY_MAX:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from labdock.acquire.lineprotocol import split_lines
+
 SPOOL_FILE = "spool.sqlite"
 LOCK_FILE = "spool.lock"
 
@@ -34,7 +36,9 @@ CREATE TABLE IF NOT EXISTS lines (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     spooled_ns INTEGER NOT NULL,
     topic TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    messages INTEGER NOT NULL DEFAULT 1,
+    lines INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS deadletters (
     id INTEGER PRIMARY KEY,
@@ -49,18 +53,54 @@ CREATE INDEX IF NOT EXISTS deadletters_reason ON deadletters (reason);
 """
 
 
+_COUNT_QUERY = (
+    "SELECT COALESCE(SUM(messages), 0), COALESCE(SUM(LENGTH(CAST(body AS BLOB))), 0)"
+    " FROM lines"
+)
+
+
+def _add_count_columns(connection: sqlite3.Connection) -> None:
+    """Add the `messages` and `lines` columns to a spool made before they
+    existed: each of its rows holds one message, with its lines uncounted."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(lines)")}
+    if "messages" not in columns:
+        connection.execute(
+            "ALTER TABLE lines ADD COLUMN messages INTEGER NOT NULL DEFAULT 1"
+        )
+    if "lines" not in columns:
+        connection.execute(
+            "ALTER TABLE lines ADD COLUMN lines INTEGER NOT NULL DEFAULT 0"
+        )
+
+
 class SpoolError(Exception):
     """The spool can't be opened or written (disk full, permissions, corruption)."""
 
 
+# An entry to spool: (spooled_ns, topic, body), optionally with the number of
+# messages whose lines the body holds and the number of lines. Left out,
+# they are 1 and 0, and 0 lines means "count them from the body".
+NewEntry = tuple[int, str, str] | tuple[int, str, str, int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class SpooledEntry:
-    """The lines of one message, waiting to be written."""
+    """The lines of one or more messages on one topic, waiting to be written."""
 
     id: int
     spooled_ns: int
     topic: str
     body: str
+    messages: int = 1
+    lines: int = 0
+
+    def line_count(self) -> int:
+        """Return the number of lines in the body."""
+        if self.lines:
+            return self.lines
+        # A string field may hold a raw newline, which only split_lines tells
+        # apart from a line break.
+        return 1 if "\n" not in self.body else len(split_lines(self.body))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +150,11 @@ class Spool:
             self._lock_file = _lock_directory(directory)
             self._ingest = _connect(self.path, synchronous="FULL")
             self._ingest.executescript(_SCHEMA)
+            _add_count_columns(self._ingest)
             # Removing written lines may be lost in a crash: the lines are
             # then written again with the same time and overwrite themselves.
             self._writer = _connect(self.path, synchronous="NORMAL")
-            row = self._ingest.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(body AS BLOB))), 0) FROM lines"
-            ).fetchone()
+            row = self._ingest.execute(_COUNT_QUERY).fetchone()
         except (OSError, sqlite3.Error) as error:
             raise SpoolError(
                 f"cannot open the spool {self.path}: {error}; check that the "
@@ -130,24 +169,28 @@ class Spool:
 
     def append(
         self,
-        entries: Sequence[tuple[int, str, str]],
+        entries: Sequence[NewEntry],
         deadletters: Sequence[DeadLetter] = (),
     ) -> None:
-        """Store entries `(spooled_ns, topic, body)` and dead letters in one commit.
+        """Store entries `(spooled_ns, topic, body[, messages, lines])` and dead
+        letters in one commit.
 
         Returns after the commit is durable. Raises SpoolError when it fails,
         in which case nothing of this call is stored.
         """
+        rows = [entry if len(entry) == 5 else (*entry, 1, 0) for entry in entries]
         size = sum(
             len(body) if body.isascii() else len(body.encode())
-            for _, _, body in entries
+            for _, _, body, _, _ in rows
         )
+        messages = sum(row[3] for row in rows)
         try:
             self._ingest.execute("BEGIN")
-            if entries:
+            if rows:
                 self._ingest.executemany(
-                    "INSERT INTO lines (spooled_ns, topic, body) VALUES (?, ?, ?)",
-                    entries,
+                    "INSERT INTO lines (spooled_ns, topic, body, messages, lines)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    rows,
                 )
             if deadletters:
                 self._insert_deadletters(self._ingest, deadletters)
@@ -157,7 +200,7 @@ class Spool:
                 self._ingest.execute("ROLLBACK")
             raise SpoolError(f"cannot write the spool {self.path}: {error}") from error
         with self._lock:
-            self._messages += len(entries)
+            self._messages += messages
             self._bytes += size
         if entries:
             with self._changed:
@@ -206,7 +249,8 @@ class Spool:
         The first entry is returned even when it alone exceeds `max_bytes`.
         """
         cursor = self._writer.execute(
-            "SELECT id, spooled_ns, topic, body FROM lines WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT id, spooled_ns, topic, body, messages, lines FROM lines"
+            " WHERE id > ? ORDER BY id LIMIT ?",
             (after_id, max_lines),
         )
         entries: list[SpooledEntry] = []
@@ -214,13 +258,13 @@ class Spool:
         size = 0
         for row in cursor:
             body: str = row[3]
-            body_lines = body.count("\n") + 1
+            body_lines = row[5] or body.count("\n") + 1
             body_size = len(body) + 1
             if entries and (
                 lines + body_lines > max_lines or size + body_size > max_bytes
             ):
                 break
-            entries.append(SpooledEntry(row[0], row[1], row[2], body))
+            entries.append(SpooledEntry(row[0], row[1], row[2], body, row[4], row[5]))
             lines += body_lines
             size += body_size
         cursor.close()
@@ -232,9 +276,7 @@ class Spool:
         # `labdock deadletter replay` adds lines from another process, which
         # the in-memory counts don't see; an empty read is a cheap moment to
         # correct them.
-        row = self._writer.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(body AS BLOB))), 0) FROM lines"
-        ).fetchone()
+        row = self._writer.execute(_COUNT_QUERY).fetchone()
         with self._lock:
             self._messages = int(row[0])
             self._bytes = int(row[1])
@@ -276,7 +318,7 @@ class Spool:
                 self._writer.execute("ROLLBACK")
             raise SpoolError(f"cannot update the spool {self.path}: {error}") from error
         with self._lock:
-            self._messages -= len(entries)
+            self._messages -= sum(entry.messages for entry in entries)
             self._bytes -= size
 
     def oldest_age(self, now_ns: int | None = None) -> float:

@@ -474,10 +474,7 @@ class Writer:
         some of it are the lines taken apart, to find which.
         Raises _Retry when the whole batch must wait and be written again.
         """
-        written = sum(
-            1 if "\n" not in entry.body else len(split_lines(entry.body))
-            for entry in entries
-        )
+        written = sum(entry.line_count() for entry in entries)
         if written > 1:
             body = "\n".join([entry.body for entry in entries]).encode() + b"\n"
             verdict, response = self._send(body)
