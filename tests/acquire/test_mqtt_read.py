@@ -8,10 +8,15 @@ on and where it stops.
 
 from __future__ import annotations
 
+import subprocess
+import time
+from pathlib import Path
+
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from components import Mosquitto
 from labdock.acquire.config import AcquireConfig
 from labdock.acquire.mqtt import BrokerConnection, Publish, _Client
 
@@ -159,3 +164,48 @@ def test_invalid_utf8_topic_is_kept_readable() -> None:
     connection = BrokerConnection(config.broker, ["t"])
     connection._deliver_many([(b"lab/\xff", b"1", 1, 1, False, False)])
     assert connection.queue[0].topic == "lab/\ufffd"
+
+
+def test_reading_stops_while_receiver_is_backlogged(tmp_path: Path) -> None:
+    """Mosquitto 2.0 sends past the client's receive maximum once
+    acknowledgements flow; the client then stops reading instead of
+    queueing without bound."""
+    broker = Mosquitto(tmp_path / "broker", max_inflight_messages=10000)
+    broker.start()
+    config = AcquireConfig.model_validate(
+        {
+            "broker": {"url": broker.url, "client_id": "backlog", "max_inflight": 100},
+            "mappings": [{"topic": "t/{measurement}"}],
+        }
+    )
+    connection = BrokerConnection(config.broker, ["t/#"], max_queued=200)
+    try:
+        connection.start()
+        assert connection.connected.wait(10)
+        payload = "x" * 2000
+        publisher = subprocess.Popen(
+            ["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t", "t/a", "-l"],
+            stdin=subprocess.PIPE,
+        )
+        assert publisher.stdin is not None
+        publisher.stdin.write("".join(f"{n} {payload}\n" for n in range(3000)).encode())
+        publisher.stdin.close()
+        most = 0
+        taken = 0
+        deadline = time.monotonic() + 60
+        while taken < 3000 and time.monotonic() < deadline:
+            time.sleep(0.005)
+            most = max(most, len(connection.queue))
+            batch = [
+                connection.queue.popleft()
+                for _ in range(min(len(connection.queue), 50))
+            ]
+            connection.acknowledge_many(batch)
+            taken += len(batch)
+        publisher.wait(30)
+    finally:
+        connection.stop()
+        broker.stop()
+    assert taken == 3000
+    # At most the limit plus one read of 256 KiB (about 130 such messages).
+    assert most <= 200 + 140

@@ -321,6 +321,8 @@ class Service:
             config.subscription_filters(),
             on_state=self._on_broker_state,
             state_file=config.spool.directory / "subscriptions.json",
+            max_queued=2
+            * max(config.broker.max_inflight, config.spool.commit_max_messages),
         )
         self.ingest = Ingest(config, self.connection, self.spool, self.metrics)
         self.writer = Writer(config, self.spool, self.metrics)
