@@ -16,9 +16,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
 import structlog
@@ -252,10 +251,13 @@ def _remaining_length(data: bytes, position: int, end: int = -1) -> tuple[int, i
     return -1, 0
 
 
-@dataclass(slots=True)
-class Message:
+class Message(NamedTuple):
     """A received message. `generation` counts connections, so that a
-    message is acknowledged only on the connection that delivered it."""
+    message is acknowledged only on the connection that delivered it.
+
+    A named tuple, because one is made per message and `tuple.__new__`
+    makes it in C.
+    """
 
     topic: str
     payload: bytes
@@ -610,6 +612,7 @@ class BrokerConnection:
         generation = self.generation
         topics = self._topics
         messages = []
+        make = tuple.__new__
         for raw_topic, payload, mid, qos, duplicate, retained in packets:
             topic = topics.get(raw_topic)
             if topic is None:
@@ -618,8 +621,18 @@ class BrokerConnection:
                     topics.clear()
                 topics[raw_topic] = topic
             messages.append(
-                Message(
-                    topic, payload, mid, qos, duplicate, retained, arrival, generation
+                make(
+                    Message,
+                    (
+                        topic,
+                        payload,
+                        mid,
+                        qos,
+                        duplicate,
+                        retained,
+                        arrival,
+                        generation,
+                    ),
                 )
             )
             arrival += 1

@@ -243,7 +243,7 @@ class JsonDecoder:
                 elif -1_000_000 < value < 1_000_000:
                     parts.append(f"{head}{value}")
                 elif -_EXACT_INT_LIMIT <= value <= _EXACT_INT_LIMIT:
-                    parts.append(head + format_float(float(value)))
+                    parts.append(head + _large_int_as_float(value))
                 else:
                     return None
             elif kind is bool:
@@ -405,12 +405,29 @@ class JsonDecoder:
 
 # Payload shapes whose field plan is kept; the cache starts over when full.
 _PLAN_CACHE_SIZE = 1024
-_FLOAT_CACHE_SIZE = 4096
+_FLOAT_CACHE_SIZE = 16_384
 # A float at or beyond 2**63 may be an integer literal too large for 64 bits,
 # which the full path tells apart; an integer beyond 2**53 loses digits as a
 # float, which the full path counts.
 _EXACT_FLOAT_LIMIT = 2.0**63
 _EXACT_INT_LIMIT = 2**53
+
+
+def _large_int_as_float(value: int) -> str:
+    """Return `format_float(float(value))` for 1e6 <= |value| <= 2**53, faster.
+
+    Such an integer is exact as a float, and its shortest decimal form is
+    its own digits, so the exponent form comes from the digits directly.
+    """
+    digits = str(value)
+    sign = ""
+    if digits[0] == "-":
+        sign, digits = "-", digits[1:]
+    significant = digits.rstrip("0")
+    mantissa = (
+        significant[0] + "." + significant[1:] if len(significant) > 1 else significant
+    )
+    return f"{sign}{mantissa}e+{len(digits) - 1:02d}"
 
 
 def _plain(options: JsonOptions) -> bool:
