@@ -209,3 +209,38 @@ def test_reading_stops_while_receiver_is_backlogged(tmp_path: Path) -> None:
     assert taken == 3000
     # At most the limit plus one read of 256 KiB (about 130 such messages).
     assert most <= 200 + 140
+
+
+def test_backlog_longer_than_keepalive_keeps_connection(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    config = AcquireConfig.model_validate(
+        {
+            "broker": {"url": broker.url, "client_id": "slow", "keepalive": 5},
+            "mappings": [{"topic": "t/{measurement}"}],
+        }
+    )
+    connection = BrokerConnection(config.broker, ["t/#"], max_queued=20)
+    try:
+        connection.start()
+        assert connection.connected.wait(10)
+        subprocess.run(
+            ["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t", "t/a", "-l"],
+            input="".join(f"{n}\n" for n in range(300)).encode(),
+            check=True,
+        )
+        time.sleep(13)  # over twice the keepalive, with nothing taken
+        assert connection.connected.is_set()
+        assert connection.generation == 1
+        taken = 0
+        deadline = time.monotonic() + 30
+        while taken < 300 and time.monotonic() < deadline:
+            batch = list(connection.queue)
+            connection.queue.clear()
+            connection.acknowledge_many(batch)
+            taken += len(batch)
+            time.sleep(0.01)
+    finally:
+        connection.stop()
+        broker.stop()
+    assert taken == 300

@@ -10,6 +10,7 @@ delivery into the spool needs.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import ssl
 import threading
@@ -203,6 +204,12 @@ class _Client(paho.Client):
             time.sleep(BACKLOG_WAIT)
             if self._sock is None:
                 return MQTTErrorCode.MQTT_ERR_NO_CONN
+            # Bytes waiting in the socket show that the broker is alive. Without
+            # this, a backlog longer than the keepalive (a full spool) would
+            # look like a dead connection, since the PINGRESP stays unread.
+            if select.select([self._sock], [], [], 0)[0]:
+                with self._msgtime_mutex:
+                    self._last_bytes_received = paho.time_func()
             if self.want_write():
                 rc = self.loop_write()
                 if rc:
