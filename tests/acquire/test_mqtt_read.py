@@ -244,3 +244,10 @@ def test_backlog_longer_than_keepalive_keeps_connection(tmp_path: Path) -> None:
         connection.stop()
         broker.stop()
     assert taken == 300
+
+
+def test_ack_many_writes_one_puback_per_id() -> None:
+    made, _ = client()
+    made.ack_many([1, 258, 65535])
+    packet = made._out_packet.popleft()
+    assert bytes(packet["packet"]) == bytes.fromhex("40020001400201024002ffff")

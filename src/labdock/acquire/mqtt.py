@@ -13,6 +13,7 @@ import json
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections import deque
@@ -47,7 +48,7 @@ BACKLOG_WAIT = 0.005
 _TOPIC_CACHE_SIZE = 10_000
 # A PUBACK with remaining length 2: success, no reason code or properties,
 # which MQTT 3.1.1 and 5 both accept.
-_PUBACK_HEADER = bytes((paho.PUBACK, 2))
+_PUBACK_WORD = (paho.PUBACK << 24) | (2 << 16)
 
 
 class _Client(paho.Client):
@@ -227,7 +228,8 @@ class _Client(paho.Client):
     def ack_many(self, mids: list[int]) -> None:
         """Queue PUBACKs for the QoS 1 messages `mids` as one write."""
         if mids:
-            data = b"".join(_PUBACK_HEADER + mid.to_bytes(2, "big") for mid in mids)
+            # Each PUBACK is four bytes: the header, then the packet id.
+            data = struct.pack(f">{len(mids)}I", *[_PUBACK_WORD | mid for mid in mids])
             self._packet_queue(paho.PUBACK, data, 0, 0)
 
 
@@ -384,10 +386,12 @@ class BrokerConnection:
         generation = self.generation
         if not self.connected.is_set():
             return [m for m in messages if m.qos > 0]
-        current = [m for m in messages if m.generation == generation]
+        qos1 = [m.mid for m in messages if m.qos == 1 and m.generation == generation]
+        if len(qos1) == len(messages):
+            self.client.ack_many(qos1)  # the usual case: all QoS 1, all current
+            return []
         stale = [m for m in messages if m.generation != generation and m.qos > 0]
-        qos1 = [m.mid for m in current if m.qos == 1]
-        qos2 = [m for m in current if m.qos == 2]
+        qos2 = [m for m in messages if m.qos == 2 and m.generation == generation]
         self.client.ack_many(qos1)
         for message in qos2:  # QoS 2 needs paho's own PUBREC flow
             self.client.ack(message.mid, message.qos)
