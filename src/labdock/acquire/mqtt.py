@@ -597,26 +597,21 @@ class BrokerConnection:
         return first
 
     def _deliver(self, message: Any) -> None:
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            # Brokers reject such topics; if one arrives, keep it readable
-            # so that it becomes a dead letter instead of stopping the loop.
-            topic = message._topic.decode("utf-8", "replace")
-        self.queue.append(
-            Message(
-                topic,
-                message.payload,
-                message.mid,
-                message.qos,
-                bool(message.dup),
-                bool(message.retain),
-                self._arrival_ns(1),
-                self.generation,
-            )
+        # A message that paho read (QoS 2, or one after a topic alias). Its
+        # raw topic is kept: a topic that is not UTF-8 then becomes a dead
+        # letter instead of stopping the loop.
+        self._deliver_many(
+            [
+                (
+                    message._topic,
+                    message.payload,
+                    message.mid,
+                    message.qos,
+                    bool(message.dup),
+                    bool(message.retain),
+                )
+            ]
         )
-        if not self.arrived.is_set():
-            self.arrived.set()
 
     def _deliver_many(self, packets: list[Publish]) -> None:
         arrival = self._arrival_ns(len(packets))

@@ -12,6 +12,7 @@ The caller takes them with `take_rebirth_requests`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,22 +145,18 @@ class Pipeline:
     ) -> tuple[str, Callable[[bytes], str | None]] | None:
         series = None
         found = self._matches[topic] if topic in self._matches else self._match(topic)
-        flat_fields = (
-            None if found is None else getattr(found[0].decoder, "flat_fields", None)
-        )
-        if found is not None and flat_fields is not None:
+        if found is not None:
             route, values = found
-            values = dict(values)
-            measurement = values.pop("measurement", None) or route.measurement or ""
-            tags = {**route.tags, **values}
+            flat_fields = getattr(route.decoder, "flat_fields", None)
+            measurement, tags = _series_of(route, values)
             tag = self.config.timestamps.time_source_tag
             if tag:
                 tags[tag] = "arrival"
-            try:
-                if RESERVED_KEY not in tags:
+            # A series without a line-protocol form takes the full path,
+            # which dead-letters the message with the reason.
+            if flat_fields is not None and RESERVED_KEY not in tags:
+                with contextlib.suppress(EncodeError):
                     series = (encode_series(measurement, tags), flat_fields)
-            except EncodeError:
-                pass  # the full path dead-letters it with the reason
         if len(self._series) >= _MATCH_CACHE_SIZE:
             self._series.clear()
         self._series[topic] = series
@@ -170,7 +167,7 @@ class Pipeline:
         found = self._matches[topic] if topic in self._matches else self._match(topic)
         if found is not None:
             route, values = found
-            return self._process_route(route, dict(values), topic, payload, received_ns)
+            return self._process_route(route, values, topic, payload, received_ns)
         return Outcome(
             reason="no_mapping",
             detail=f"topic {topic!r} matches no mapping's template",
@@ -184,9 +181,7 @@ class Pipeline:
         payload: bytes,
         received_ns: int,
     ) -> Outcome:
-        measurement = values.pop("measurement", None) or route.measurement or ""
-        tags = dict(route.tags)
-        tags.update(values)
+        measurement, tags = _series_of(route, values)
         context = DecodeContext(topic, measurement, tags, received_ns)
         try:
             points = route.decoder.decode(payload, context)
@@ -280,6 +275,14 @@ class Pipeline:
                 "after the arrival time; check the device clock and the timestamp unit"
             )
         return None
+
+
+def _series_of(route: _Route, values: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Return the measurement and tags of a message from its route and the
+    values of its topic's placeholders."""
+    placeholders = dict(values)
+    measurement = placeholders.pop("measurement", None) or route.measurement or ""
+    return measurement, {**route.tags, **placeholders}
 
 
 def _signed_integers(point: Point) -> str | None:

@@ -42,9 +42,10 @@ def _digest(message: Message) -> bytes:
     ).digest()
 
 
-def _entry(now_ns: int, topic: str, group: list[Any]) -> tuple[int, str, str, int, int]:
-    """Return the spool entry of a topic's [lines, messages] group."""
-    lines, messages = group
+def _entry(
+    now_ns: int, topic: str, lines: list[str], messages: int
+) -> tuple[int, str, str, int, int]:
+    """Return the spool entry of the lines that `messages` messages on `topic` gave."""
     return (now_ns, topic, "\n".join(lines), messages, len(lines))
 
 
@@ -140,9 +141,9 @@ class Ingest:
 
     def _commit(self, messages: Sequence[Message]) -> bool:
         """Decode, spool and acknowledge `messages`; return False if the spool failed."""
-        # Lines by topic, so that a commit stores one spool entry per topic
-        # instead of one per message: [lines, messages].
-        groups: dict[str, list[Any]] = {}
+        # A commit stores one spool entry per topic instead of one per message.
+        topic_lines: dict[str, list[str]] = {}
+        topic_messages: Counter[str] = Counter()
         entries: list[tuple[int, str, str, int, int]] = []
         group_lines = self.config.batch.max_lines
         decoded = 0
@@ -176,16 +177,21 @@ class Ingest:
                 if not lines:
                     continue
             decoded += 1
-            group = groups.get(topic)
+            topic_messages[topic] += 1
+            group = topic_lines.get(topic)
             if group is None:
-                groups[topic] = [lines, 1]
+                topic_lines[topic] = lines
             else:
-                group[0].extend(lines)
-                group[1] += 1
-                if len(group[0]) >= group_lines:
-                    entries.append(_entry(now_ns, topic, group))
-                    del groups[topic]
-        entries.extend(_entry(now_ns, topic, group) for topic, group in groups.items())
+                group.extend(lines)
+                if len(group) >= group_lines:
+                    del topic_lines[topic]
+                    entries.append(
+                        _entry(now_ns, topic, group, topic_messages.pop(topic))
+                    )
+        entries.extend(
+            _entry(now_ns, topic, group, topic_messages[topic])
+            for topic, group in topic_lines.items()
+        )
         if self.pipeline.rebirth_requests:
             self._publish_rebirth_requests()
 
@@ -232,23 +238,16 @@ class Ingest:
             )
             result = "published" if error is None else "failed"
             self.metrics.rebirth_requests.labels(request.reason, result).inc()
+            fields = {
+                "group": request.group,
+                "edge_node": request.edge_node,
+                "reason": request.reason,
+                "topic": topic,
+            }
             if error is None:
-                log.info(
-                    "sparkplug.rebirth_requested",
-                    group=request.group,
-                    edge_node=request.edge_node,
-                    reason=request.reason,
-                    topic=topic,
-                )
+                log.info("sparkplug.rebirth_requested", **fields)
             else:
-                log.warning(
-                    "sparkplug.rebirth_request_failed",
-                    group=request.group,
-                    edge_node=request.edge_node,
-                    reason=request.reason,
-                    topic=topic,
-                    error=error,
-                )
+                log.warning("sparkplug.rebirth_request_failed", error=error, **fields)
 
     @staticmethod
     def _outcome_lines(

@@ -467,27 +467,22 @@ class Writer:
     def _deliver_entries(
         self, entries: Sequence[SpooledEntry]
     ) -> tuple[int, list[tuple[_Line, str, str]]]:
-        """Write the lines of `entries`; return how many lines they hold and
-        the ones rejected for good, with reason and detail.
+        """Write the lines of `entries`; return their number and the lines
+        rejected for good, with reason and detail.
 
-        The batch goes out as one request. Only when the database rejects
-        some of it are the lines taken apart, to find which.
-        Raises _Retry when the whole batch must wait and be written again.
+        The batch goes out as one request, joined from the entries' bodies.
+        Only when the database rejects part of it are the lines taken apart
+        to find which. Raises _Retry when the whole batch must wait and be
+        written again.
         """
         written = sum(entry.line_count() for entry in entries)
-        if written > 1:
-            body = "\n".join([entry.body for entry in entries]).encode() + b"\n"
-            verdict, response = self._send(body)
-            if verdict is Verdict.OK:
-                return written, []
-            if verdict not in (Verdict.TOO_LARGE, Verdict.REJECTED):
-                raise _Retry(verdict, response)
-            lines = self._lines(entries)
-            middle = len(lines) // 2
-            return written, self._deliver(lines[:middle]) + self._deliver(
-                lines[middle:]
-            )
-        return written, self._deliver(self._lines(entries))
+        if written == 1:
+            return written, self._deliver(self._lines(entries))
+        body = "\n".join([entry.body for entry in entries]).encode() + b"\n"
+        verdict, response = self._send(body)
+        if verdict is Verdict.OK:
+            return written, []
+        return written, self._settle(self._lines(entries), len(body), verdict, response)
 
     @staticmethod
     def _lines(entries: Sequence[SpooledEntry]) -> list[_Line]:
@@ -516,18 +511,24 @@ class Writer:
         if len(lines) == 1 and len(body) > self.config.batch.max_bytes * 4:
             return [(lines[0], "line_too_large", f"line of {len(body)} bytes")]
         verdict, response = self._send(body)
+        return self._settle(lines, len(body), verdict, response)
+
+    def _settle(
+        self, lines: list[_Line], size: int, verdict: Verdict, response: Response
+    ) -> list[tuple[_Line, str, str]]:
+        """Act on the database's verdict on `lines` (a body of `size` bytes):
+        return the lines rejected for good, halving the batch to find them.
+
+        Raises _Retry when the whole batch must wait and be written again.
+        """
         if verdict is Verdict.OK:
             return []
-        if (
-            verdict is Verdict.TOO_LARGE
-            and len(lines) == 1
-            and len(body) < SMALL_LINE_BYTES
-        ):
+        if verdict is Verdict.TOO_LARGE and len(lines) == 1 and size < SMALL_LINE_BYTES:
             raise _Retry(
                 Verdict.HOLD,
                 Response(
                     response.status,
-                    f"a {len(body)}-byte line was rejected as too large: raise the "
+                    f"a {size}-byte line was rejected as too large: raise the "
                     "body size limit of the database or of the proxy in front of it",
                 ),
             )
