@@ -57,39 +57,42 @@ def publish(
 
 
 def client(version: int = paho.MQTTv311) -> tuple[_Client, list[Publish]]:
-    taken: list[Publish] = []
-    made = _Client(CallbackAPIVersion.VERSION2, protocol=version)
-    made.deliver_many = taken.extend
-    return made, taken
+    delivered: list[Publish] = []
+    reader = _Client(CallbackAPIVersion.VERSION2, protocol=version)
+    reader.deliver_many = delivered.extend
+    return reader, delivered
 
 
-def feed(made: _Client, data: bytes) -> int:
-    made._read_data, made._read_pos = data, 0
-    return made._take_publishes()
+def feed(reader: _Client, data: bytes) -> int:
+    reader._read_data, reader._read_pos = data, 0
+    return reader._take_publishes()
 
 
 @pytest.mark.parametrize("size", [0, 1, 100, 200, 20_000, 3_000_000])
 def test_remaining_lengths_of_one_to_four_bytes(size: int) -> None:
-    made, taken = client()
+    reader, delivered = client()
     payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     data = publish(b"lab/a", payload) + publish(b"lab/b", b"2", mid=8)
-    assert feed(made, data) == 2
-    assert taken == [
+    assert feed(reader, data) == 2
+    assert delivered == [
         (b"lab/a", payload, 7, 1, False, False),
         (b"lab/b", b"2", 8, 1, False, False),
     ]
-    assert made._read_pos == len(data)
+    assert reader._read_pos == len(data)
 
 
 def test_flags_and_qos_zero() -> None:
-    made, taken = client()
+    reader, delivered = client()
     data = publish(b"t", b"a", qos=0) + publish(b"t", b"b", dup=True, retain=True)
-    assert feed(made, data) == 2
-    assert taken == [(b"t", b"a", 0, 0, False, False), (b"t", b"b", 7, 1, True, True)]
+    assert feed(reader, data) == 2
+    assert delivered == [
+        (b"t", b"a", 0, 0, False, False),
+        (b"t", b"b", 7, 1, True, True),
+    ]
 
 
 def test_mqtt5_properties_are_skipped() -> None:
-    made, taken = client(paho.MQTTv5)
+    reader, delivered = client(paho.MQTTv5)
     user_property = b"\x26" + b"\x00\x01k" + b"\x00\x01v"
     long_properties = user_property * 40  # a two-byte property length
     data = (
@@ -97,8 +100,8 @@ def test_mqtt5_properties_are_skipped() -> None:
         + publish(b"t", b"b", properties=user_property)
         + publish(b"t", b"c", qos=0, properties=long_properties)
     )
-    assert feed(made, data) == 3
-    assert [packet[1] for packet in taken] == [b"a", b"b", b"c"]
+    assert feed(reader, data) == 3
+    assert [packet[1] for packet in delivered] == [b"a", b"b", b"c"]
 
 
 @pytest.mark.parametrize(
@@ -115,39 +118,39 @@ def test_mqtt5_properties_are_skipped() -> None:
     ],
 )
 def test_stops_where_paho_must_read(second: bytes, why: str) -> None:
-    made, taken = client()
+    reader, delivered = client()
     first = publish(b"t", b"ok")
     data = first + second + publish(b"t", b"after")
-    assert feed(made, data) == 1, why
-    assert taken == [(b"t", b"ok", 7, 1, False, False)]
-    assert made._read_pos == len(first)
+    assert feed(reader, data) == 1, why
+    assert delivered == [(b"t", b"ok", 7, 1, False, False)]
+    assert reader._read_pos == len(first)
 
 
 @pytest.mark.parametrize("cut", [1, 2, 3, 5, 20, 303])
 def test_partial_packet_left_to_paho(cut: int) -> None:
-    made, taken = client()
+    reader, delivered = client()
     first = publish(b"t", b"ok")
     data = first + publish(b"t", b"x" * 300)[:cut]
-    assert feed(made, data) == 1
-    assert made._read_pos == len(first)
+    assert feed(reader, data) == 1
+    assert reader._read_pos == len(first)
 
 
-def test_mqtt5_property_length_beyond_the_packet_stops() -> None:
-    made, taken = client(paho.MQTTv5)
+def test_mqtt5_property_overrun_stops() -> None:
+    reader, delivered = client(paho.MQTTv5)
     bad = b"\x32\x06\x00\x01t\x00\x07\x09"  # property length 9 in a 6-byte body
-    assert feed(made, bad) == 0
-    assert taken == []
-    assert made._read_pos == 0
+    assert feed(reader, bad) == 0
+    assert delivered == []
+    assert reader._read_pos == 0
 
 
 def test_empty_buffer_takes_nothing() -> None:
-    made, taken = client()
-    assert feed(made, b"") == 0
-    assert feed(made, b"\x32") == 0
-    assert taken == []
+    reader, delivered = client()
+    assert feed(reader, b"") == 0
+    assert feed(reader, b"\x32") == 0
+    assert delivered == []
 
 
-def test_every_message_gets_its_own_later_arrival_time() -> None:
+def test_arrival_times_strictly_increase() -> None:
     config = AcquireConfig.model_validate({"mappings": [{"topic": "t/{measurement}"}]})
     connection = BrokerConnection(config.broker, ["t"])
     packets: list[Publish] = [(b"t", b"1", 1, 1, False, False)] * 500
@@ -166,7 +169,7 @@ def test_invalid_utf8_topic_is_kept_readable() -> None:
     assert connection.queue[0].topic == "lab/\ufffd"
 
 
-def test_reading_stops_while_receiver_is_backlogged(tmp_path: Path) -> None:
+def test_backlog_stops_reading(tmp_path: Path) -> None:
     """Mosquitto 2.0 sends past the client's receive maximum once
     acknowledgements flow; the client then stops reading instead of
     queueing without bound."""
@@ -190,28 +193,28 @@ def test_reading_stops_while_receiver_is_backlogged(tmp_path: Path) -> None:
         assert publisher.stdin is not None
         publisher.stdin.write("".join(f"{n} {payload}\n" for n in range(3000)).encode())
         publisher.stdin.close()
-        most = 0
-        taken = 0
+        peak = 0
+        consumed = 0
         deadline = time.monotonic() + 60
-        while taken < 3000 and time.monotonic() < deadline:
+        while consumed < 3000 and time.monotonic() < deadline:
             time.sleep(0.005)
-            most = max(most, len(connection.queue))
+            peak = max(peak, len(connection.queue))
             batch = [
                 connection.queue.popleft()
                 for _ in range(min(len(connection.queue), 50))
             ]
             connection.acknowledge_many(batch)
-            taken += len(batch)
+            consumed += len(batch)
         publisher.wait(30)
     finally:
         connection.stop()
         broker.stop()
-    assert taken == 3000
+    assert consumed == 3000
     # At most the limit plus one read of 256 KiB (about 130 such messages).
-    assert most <= 200 + 140
+    assert peak <= 200 + 140
 
 
-def test_backlog_longer_than_keepalive_keeps_connection(tmp_path: Path) -> None:
+def test_long_backlog_keeps_connection(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "broker")
     broker.start()
     config = AcquireConfig.model_validate(
@@ -229,25 +232,25 @@ def test_backlog_longer_than_keepalive_keeps_connection(tmp_path: Path) -> None:
             input="".join(f"{n}\n" for n in range(300)).encode(),
             check=True,
         )
-        time.sleep(13)  # over twice the keepalive, with nothing taken
+        time.sleep(13)  # over twice the keepalive, with nothing consumed
         assert connection.connected.is_set()
         assert connection.generation == 1
-        taken = 0
+        consumed = 0
         deadline = time.monotonic() + 30
-        while taken < 300 and time.monotonic() < deadline:
+        while consumed < 300 and time.monotonic() < deadline:
             batch = list(connection.queue)
             connection.queue.clear()
             connection.acknowledge_many(batch)
-            taken += len(batch)
+            consumed += len(batch)
             time.sleep(0.01)
     finally:
         connection.stop()
         broker.stop()
-    assert taken == 300
+    assert consumed == 300
 
 
 def test_ack_many_writes_one_puback_per_id() -> None:
-    made, _ = client()
-    made.ack_many([1, 258, 65535])
-    packet = made._out_packet.popleft()
+    reader, _ = client()
+    reader.ack_many([1, 258, 65535])
+    packet = reader._out_packet.popleft()
     assert bytes(packet["packet"]) == bytes.fromhex("40020001400201024002ffff")

@@ -140,7 +140,7 @@ def test_entry_counts_its_messages(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_spool_without_message_counts_is_upgraded(tmp_path: Path) -> None:
+def test_old_spool_gets_count_columns(tmp_path: Path) -> None:
     import sqlite3
 
     old = sqlite3.connect(tmp_path / "spool.sqlite")

@@ -42,7 +42,7 @@ SESSION_TAKEN_OVER = 142
 READ_CHUNK = 256 * 1024
 # Packets read per wake-up of paho's loop before it gets to write again.
 MAX_PACKETS_PER_READ = 2000
-# Seconds between checks while the receiver holds too many messages.
+# Seconds between checks while the receiver has too many messages queued.
 BACKLOG_WAIT = 0.005
 # Decoded topics kept; the cache starts over when full.
 _TOPIC_CACHE_SIZE = 10_000
@@ -77,7 +77,7 @@ class _Client(paho.Client):
         self._read_pos = 0
         self.deliver: Callable[[Any], None] | None = None
         self.deliver_many: Callable[[list[Publish]], None] | None = None
-        # True while the receiver holds as many messages as it accepts.
+        # True while the receiver has as many messages queued as it accepts.
         self.backlogged: Callable[[], bool] | None = None
 
     def _handle_on_message(self, message: paho.MQTTMessage) -> None:
@@ -123,9 +123,9 @@ class _Client(paho.Client):
                     if not data:
                         return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
                     self._read_data, self._read_pos = data, 0
-                taken = self._take_publishes()
-                if taken:
-                    handled += taken
+                parsed = self._take_publishes()
+                if parsed:
+                    handled += parsed
                     continue
             rc = self._packet_read()
             if rc > 0:
@@ -200,8 +200,8 @@ class _Client(paho.Client):
     def _loop(self, timeout: float = 1.0) -> MQTTErrorCode:
         if self.backlogged is not None and self.backlogged():
             # Leave the socket unread until the receiver catches up, so that
-            # TCP holds the broker back; still send acknowledgements and
-            # keep the connection alive.
+            # TCP flow control slows the broker down. Acknowledgements and
+            # pings still go out.
             time.sleep(BACKLOG_WAIT)
             if self._sock is None:
                 return MQTTErrorCode.MQTT_ERR_NO_CONN

@@ -283,11 +283,6 @@ def field_key(key: str) -> str:
     return _escaped_field_keys.get(key) or _escape_field_key(key)
 
 
-def format_string(value: str) -> str:
-    """Return a string field value quoted and escaped, or raise EncodeError."""
-    return _format_string(value)
-
-
 def encode_point(point: Point) -> str:
     """Encode one point as a line of line protocol, without a trailing newline.
 

@@ -229,7 +229,7 @@ class Ingest:
         """Publish the queued rebirth requests, logging a failure instead of raising it.
 
         They go out before the spool commit because they don't depend on it,
-        so a failing spool doesn't hold them back.
+        so a failing spool doesn't delay them.
         """
         for request in self.pipeline.take_rebirth_requests():
             topic = request.topic

@@ -61,7 +61,7 @@ _COUNT_QUERY = (
 
 def _add_count_columns(connection: sqlite3.Connection) -> None:
     """Add the `messages` and `lines` columns to a spool made before they
-    existed: each of its rows holds one message, with its lines uncounted."""
+    existed: each of its rows contains one message, with its lines uncounted."""
     columns = {row[1] for row in connection.execute("PRAGMA table_info(lines)")}
     if "messages" not in columns:
         connection.execute(
@@ -78,7 +78,7 @@ class SpoolError(Exception):
 
 
 # An entry to spool: (spooled_ns, topic, body), optionally with the number of
-# messages whose lines the body holds and the number of lines. Left out,
+# messages whose lines the body contains and the number of lines. Left out,
 # they are 1 and 0, and 0 lines means "count them from the body".
 NewEntry = tuple[int, str, str] | tuple[int, str, str, int, int]
 
@@ -98,8 +98,8 @@ class SpooledEntry:
         """Return the number of lines in the body."""
         if self.lines:
             return self.lines
-        # A string field may hold a raw newline, which only split_lines tells
-        # apart from a line break.
+        # A string field may contain a raw newline, which only split_lines
+        # distinguishes from a line break.
         return 1 if "\n" not in self.body else len(split_lines(self.body))
 
 
@@ -302,7 +302,7 @@ class Spool:
             first, last = (entries[0].id, entries[-1].id) if entries else (0, -1)
             if last - first + 1 == len(entries):
                 # Ids are unique and taken in order, so a span as long as the
-                # list holds exactly these entries.
+                # list contains exactly these entries.
                 self._writer.execute(
                     "DELETE FROM lines WHERE id BETWEEN ? AND ?", (first, last)
                 )

@@ -171,7 +171,7 @@ class _ReservedKeyCheck:
 
     def __init__(self, decoder: Decoder) -> None:
         self.decoder = decoder
-        # The decoder's fast path, if it has one: it takes no `time` key.
+        # The wrapped decoder's fast path, if any. It rejects a `time` key itself.
         self.flat_fields = getattr(decoder, "flat_fields", None)
 
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:

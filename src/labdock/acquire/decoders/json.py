@@ -190,7 +190,7 @@ class JsonDecoder:
         self._plans: dict[tuple[str, ...], tuple[tuple[str, str], ...] | None] = {}
         self._integer_suffix = "i" if options.number_type == "auto" else None
         # Float texts by value: readings repeat, and formatting a float is
-        # the dearest step of the fast path.
+        # the costliest step of the fast path.
         self._floats: dict[float, str] = {}
         self.flat_fields: Callable[[bytes], str | None] | None = (
             self._flat_fields if _plain(options) else None
@@ -407,7 +407,7 @@ class JsonDecoder:
 _PLAN_CACHE_SIZE = 1024
 _FLOAT_CACHE_SIZE = 16_384
 # A float at or beyond 2**63 may be an integer literal too large for 64 bits,
-# which the full path tells apart; an integer beyond 2**53 loses digits as a
+# which the full path distinguishes; an integer beyond 2**53 loses digits as a
 # float, which the full path counts.
 _EXACT_FLOAT_LIMIT = 2.0**63
 _EXACT_INT_LIMIT = 2**53

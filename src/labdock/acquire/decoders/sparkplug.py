@@ -101,7 +101,7 @@ class SparkplugOptions(DecoderOptions):
     from a device without a DBIRTH. `unknown_alias`: a data message uses an
     alias that no birth defined. `seq_gap`: a seq skips numbers. Each edge
     node gets at most one request per `rebirth_interval`, measured in
-    arrival time. A request that this limit holds back is dropped, and the
+    arrival time. A request that this limit blocks is dropped, and the
     first message that needs one after the interval sends it.
 
     Sequence numbers: each message of an edge node after its NBIRTH must
@@ -302,7 +302,7 @@ class SparkplugDecoder:
         now = context.received_ns
         last = self.rebirths_requested.get(key)
         # An arrival time before the last request (the clock was set back)
-        # doesn't hold the request back.
+        # doesn't block the request.
         if last is not None and 0 <= now - last < self._rebirth_interval_ns:
             return
         self.rebirths_requested.pop(key, None)
