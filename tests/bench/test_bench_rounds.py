@@ -1,0 +1,65 @@
+"""Tests of how the benchmark picks one run per contender from several rounds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import harness  # noqa: E402
+import report  # noqa: E402
+
+
+def _run(throughput: int | None, lost: int = 0) -> dict[str, Any]:
+    run: dict[str, Any] = {
+        "contender": "labdock-default", "label": "labdock acquire (defaults)",
+        "role": "labdock", "database": "influxdb1", "mode": "max", "messages": 1000,
+        "publish_rate": 9000, "throughput": throughput, "latency_p50_ms": 10.0,
+        "latency_p99_ms": 20.0, "peak_rss_mb": 50.0, "cpu_per_100k": 1.0, "lost": lost,
+        "duplicates": 0, "other_cpu_seconds": 0.0, "seconds": 1.0,
+    }  # fmt: skip
+    if throughput is None:
+        run["error"] = "the contender exited"
+    return run
+
+
+def test_median_run_picks_middle_throughput() -> None:
+    runs = [_run(300), _run(100), _run(200)]
+    median = harness.median_run(runs)
+    assert median is runs[2]
+    assert [r["throughput"] for r in median["rounds"]] == [300, 100, 200]
+
+
+def test_median_run_even_count_lower_middle() -> None:
+    runs = [_run(400), _run(100), _run(300), _run(200)]
+    assert harness.median_run(runs)["throughput"] == 200
+
+
+def test_median_run_skips_failed_rounds() -> None:
+    runs = [_run(None), _run(500), _run(100)]
+    median = harness.median_run(runs)
+    assert median["throughput"] == 100
+    assert report._round_range(median) == "100, 500 (1 failed)"
+
+
+def test_median_run_single_round_no_rounds() -> None:
+    run = _run(100)
+    assert "rounds" not in harness.median_run([run])
+
+
+def test_loss_target_counts_every_round() -> None:
+    median = harness.median_run([_run(100), _run(300, lost=2), _run(200)])
+    checks = report.evaluate_targets([median], "influxdb1")
+    loss = next(t for t in checks[0]["targets"] if t["target"] == "0 messages lost")
+    assert loss["met"] is False
+    assert loss["value"] == "2 lost in 3 runs"
+
+
+def test_max_table_shows_round_range() -> None:
+    median = harness.median_run([_run(1500), _run(1000), _run(2000)])
+    lines = report._table([median], "max")
+    assert "rounds: lowest, highest" in lines[0]
+    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|")
+    assert "| 1,500 | 1,000, 2,000 |" in lines[2]
