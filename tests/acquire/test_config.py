@@ -174,3 +174,28 @@ def test_sqlite_paths() -> None:
     )
     assert relative.database.sqlite_path == Path("a/b.db")
     assert absolute.database.sqlite_path == Path("/a/b.db")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://:8086", "no host in 'http://:8086'"),
+        ("http://db:abc", "invalid port in 'http://db:abc'"),
+        ("http://db:0", "invalid port in 'http://db:0'"),
+        ("https://db:70000", "invalid port in 'https://db:70000'"),
+    ],
+)
+def test_database_url_checked(url: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            None,
+            environ={},
+            overrides={"database": {"url": url, "api": "v1", "database": "lab"}},
+        )
+    assert problem in caught.value.problems[0]
+
+
+def test_broker_port_zero_rejected() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={}, overrides={"broker": {"url": "mqtt://b:0"}})
+    assert "invalid port in 'mqtt://b:0'" in caught.value.problems[0]

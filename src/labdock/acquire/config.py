@@ -35,6 +35,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+def _check_host_and_port(url: str, example: str) -> None:
+    """Raise ValueError when `url` has no host or a port outside 1 to 65535."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError(f"no host in {url!r}; use {example}")
+    try:
+        port = parts.port  # urlsplit checks the number and range when read
+    except ValueError:
+        port = 0
+    # A port of 0 would fall back to the scheme's default port without notice.
+    if port == 0 and parts.netloc.rpartition(":")[1]:
+        raise ValueError(f"invalid port in {url!r}; use a number from 1 to 65535")
+
+
 def read_secret(path: Path | None, what: str) -> str | None:
     """Read a secret from a file, stripping one trailing newline."""
     if path is None:
@@ -141,14 +155,7 @@ class BrokerConfig(_Model):
                 f"unsupported scheme {parts.scheme!r} in {value!r}; use "
                 "mqtt://host:port or mqtts://host:port"
             )
-        if not parts.hostname:
-            raise ValueError(f"no host in {value!r}; use mqtt://host:port")
-        try:
-            parts.port  # noqa: B018 (urlsplit checks the range when read)
-        except ValueError:
-            raise ValueError(
-                f"invalid port in {value!r}; use a number from 1 to 65535"
-            ) from None
+        _check_host_and_port(value, "mqtt://host:port")
         return value
 
     @model_validator(mode="after")
@@ -323,6 +330,7 @@ class DatabaseConfig(_Model):
                 f"database url {self.url!r} must start with http:// or https:// "
                 f"for api {self.api}"
             )
+        _check_host_and_port(self.url, f"{scheme}://host:port")
         if self.api == "v1" and not self.database:
             raise ValueError("api v1 needs database: (the InfluxDB database name)")
         if self.api == "v2" and not (self.bucket and self.org is not None):
