@@ -199,3 +199,34 @@ def test_broker_port_zero_rejected() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(None, environ={}, overrides={"broker": {"url": "mqtt://b:0"}})
     assert "invalid port in 'mqtt://b:0'" in caught.value.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("", "shutdown_timeout", "five"),
+        ("spool", "max_bytes", "1GB"),
+        ("broker", "qos", 0),
+    ],
+)
+def test_type_error_names_value(section: str, key: str, value: object) -> None:
+    overrides = {section: {key: value}} if section else {key: value}
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={}, overrides=overrides)
+    problem = caught.value.problems[0]
+    assert f"got {value!r}" in problem
+
+
+def test_decoder_option_error_names_value() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            None,
+            environ={},
+            overrides={
+                "mappings": [
+                    {"topic": "a/{measurement}", "options": {"types": {"t": "integer"}}}
+                ]
+            },
+        )
+    assert "options.types.t:" in caught.value.problems[0]
+    assert "(got 'integer')" in caught.value.problems[0]

@@ -245,6 +245,7 @@ class MappingConfig(_Model):
         except ValidationError as error:
             problems = "; ".join(
                 f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                + ("" if e["type"] == "value_error" else _given_value(e.get("input")))
                 for e in error.errors()
             )
             raise ValueError(
@@ -580,6 +581,16 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _given_value(value: Any) -> str:
+    """Return ` (got VALUE)` for a scalar value, or "" for a list or mapping."""
+    if not isinstance(value, str | int | float | bool):
+        return ""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f" (got {text})"
+
+
 def _format_errors(
     error: ValidationError, source: str, sources: Mapping[tuple[str, ...], str]
 ) -> list[str]:
@@ -596,6 +607,10 @@ def _format_errors(
             message = "unknown key; check its spelling against the reference"
         elif item["type"] == "missing":
             message = "required key is missing"
+        elif item["type"] != "value_error":
+            # pydantic's own messages don't show the value, but the messages
+            # of this schema's validators (value_error) already do.
+            message += _given_value(item.get("input"))
         problems.append(f"{source}: {path}: {message}")
     return problems
 
