@@ -230,3 +230,18 @@ def test_decoder_option_error_names_value() -> None:
         )
     assert "options.types.t:" in caught.value.problems[0]
     assert "(got 'integer')" in caught.value.problems[0]
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        {"topic": "lab/{time}/{measurement}"},
+        {"topic": "lab/{room}/{measurement}", "tags": {"time": "x"}},
+    ],
+)
+def test_reserved_tag_key_rejected(mapping: dict[str, object]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={}, overrides={"mappings": [mapping]})
+    problem = caught.value.problems[0]
+    assert "mappings.0" in problem
+    assert "tag key 'time'" in problem

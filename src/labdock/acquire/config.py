@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from labdock.acquire.decoders import create_decoder, registry
+from labdock.acquire.decoders import RESERVED_KEY, create_decoder, registry
 from labdock.acquire.topics import TemplateError, TopicTemplate, minimal_filters
 
 ENV_PREFIX = "LABDOCK_"
@@ -256,6 +256,18 @@ class MappingConfig(_Model):
             raise ValueError(
                 f"topic {self.topic!r} has no {{measurement}} level; set "
                 "measurement: to name one"
+            )
+        # Each point would get this tag, so every message would become a
+        # reserved_key dead letter.
+        if RESERVED_KEY in template.names:
+            raise ValueError(
+                f"topic {self.topic!r} names the tag key {RESERVED_KEY!r}, which "
+                f"InfluxDB can't store; rename the {{{RESERVED_KEY}}} placeholder"
+            )
+        if RESERVED_KEY in self.tags:
+            raise ValueError(
+                f"tags: the tag key {RESERVED_KEY!r} can't be stored by InfluxDB; "
+                "rename it"
             )
         return self
 
