@@ -166,3 +166,20 @@ def test_uncounted_entry_counts_its_lines() -> None:
 
     entry = SpooledEntry(1, 1, "t", 'm s="a\nb" 1\nm v=2 2')
     assert entry.line_count() == 2
+
+
+def test_damaged_spool_names_fix(tmp_path: Path) -> None:
+    (tmp_path / "spool.sqlite").write_bytes(b"not a database at all" * 400)
+    with pytest.raises(SpoolError) as caught:
+        Spool(tmp_path, 1 << 20)
+    message = str(caught.value)
+    assert "is damaged" in message
+    assert "move it" in message
+    assert "writable" not in message
+
+
+def test_deadletter_store_damaged_spool(tmp_path: Path) -> None:
+    (tmp_path / "spool.sqlite").write_bytes(b"not a database at all" * 400)
+    with pytest.raises(SpoolError) as caught:
+        DeadLetterStore(tmp_path)
+    assert "is damaged" in str(caught.value)

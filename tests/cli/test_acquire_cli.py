@@ -326,3 +326,13 @@ def test_format_without_topic_rejected(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--format applies to the --topic mappings" in result.output
+
+
+def test_deadletter_list_damaged_spool(tmp_path: Path) -> None:
+    (tmp_path / "spool.sqlite").write_bytes(b"not a database at all" * 400)
+    result = CliRunner().invoke(
+        main, ["deadletter", "list", "--spool-dir", str(tmp_path)], env={}
+    )
+    assert result.exit_code == 2
+    assert "is damaged" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -129,6 +129,25 @@ def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
     return connection
 
 
+def _open_error(path: Path, error: OSError | sqlite3.Error) -> SpoolError:
+    """Return the SpoolError for a spool file that can't be opened, with its fix."""
+    # OperationalError covers locking, permissions and a full disk. Other
+    # DatabaseErrors ("file is not a database", "database disk image is
+    # malformed") mean that the file itself is damaged.
+    if isinstance(error, sqlite3.DatabaseError) and not isinstance(
+        error, sqlite3.OperationalError
+    ):
+        return SpoolError(
+            f"the spool {path} is damaged: {error}; stop the service, move it "
+            "and its -wal and -shm files aside so that a new spool is created, "
+            "and recover what it contains with the sqlite3 shell's .recover command"
+        )
+    return SpoolError(
+        f"cannot open the spool {path}: {error}; check that the "
+        "directory exists, is writable by this user and has free space"
+    )
+
+
 class Spool:
     """The spool of one acquisition service.
 
@@ -148,6 +167,9 @@ class Spool:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._lock_file = _lock_directory(directory)
+        except OSError as error:
+            raise _open_error(self.path, error) from error
+        try:
             self._ingest = _connect(self.path, synchronous="FULL")
             self._ingest.executescript(_SCHEMA)
             _add_count_columns(self._ingest)
@@ -156,10 +178,8 @@ class Spool:
             self._writer = _connect(self.path, synchronous="NORMAL")
             row = self._ingest.execute(_COUNT_QUERY).fetchone()
         except (OSError, sqlite3.Error) as error:
-            raise SpoolError(
-                f"cannot open the spool {self.path}: {error}; check that the "
-                "directory exists, is writable by this user and has free space"
-            ) from error
+            self._lock_file.close()
+            raise _open_error(self.path, error) from error
         self._lock = threading.Lock()
         self._messages = int(row[0])
         self._bytes = int(row[1])
@@ -375,8 +395,15 @@ class DeadLetterStore:
                 f"no spool at {path}; pass the spool directory of the service "
                 "(spool.directory in its configuration)"
             )
-        self.connection = _connect(path, synchronous="FULL")
-        self.connection.executescript(_SCHEMA)
+        try:
+            self.connection = _connect(path, synchronous="FULL")
+        except sqlite3.Error as error:
+            raise _open_error(path, error) from error
+        try:
+            self.connection.executescript(_SCHEMA)
+        except sqlite3.Error as error:
+            self.connection.close()
+            raise _open_error(path, error) from error
 
     def list(
         self, *, reason: str | None = None, limit: int | None = None
