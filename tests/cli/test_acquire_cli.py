@@ -336,3 +336,17 @@ def test_deadletter_list_damaged_spool(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "is damaged" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_check_rejects_spool_file(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    config = tmp_path / "acquisition.yaml"
+    for directory in (afile, afile / "spool"):
+        config.write_text(f"spool: {{directory: '{directory}'}}\n")
+        result = CliRunner().invoke(
+            main, ["acquire", "--check", "--config", str(config)], env={}
+        )
+        assert result.exit_code == 2, result.output
+        assert f"spool.directory: {directory}" in result.output
+        assert f"{afile} is not a directory" in result.output

@@ -164,13 +164,28 @@ def _check_files(config: AcquireConfig) -> list[str]:
         problems.append(
             "broker.password_file is set but broker.username is not; set both"
         )
-    spool = config.spool.directory
-    parent = spool if spool.exists() else spool.parent
-    if not os.access(parent, os.W_OK):
-        problems.append(
-            f"spool.directory: {spool} is not writable by this user; fix its owner or mode"
-        )
+    problems += _check_spool_directory(config.spool.directory)
     return problems
+
+
+def _check_spool_directory(spool: Path) -> list[str]:
+    """Return a problem when the service could not create or write `spool`."""
+    # The service creates missing directories, so the nearest existing one
+    # must be a directory that this user can write to.
+    existing = spool
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return [
+            f"spool.directory: {spool}: {existing} is not a directory; "
+            "choose a directory path for the spool"
+        ]
+    if not os.access(existing, os.W_OK):
+        return [
+            f"spool.directory: {spool} is not writable by this user; fix the owner "
+            f"or mode of {existing}"
+        ]
+    return []
 
 
 def _shadowed_mappings(config: AcquireConfig) -> list[str]:
