@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from scripted_server import Reply, Request, ScriptedServer
 
 from components import poll_until
@@ -211,6 +212,21 @@ def test_missing_database_holds_on_probe(tmp_path: Path, spool: Spool) -> None:
         writer.stop(0.2)
         assert server.requests[0].method == "POST"
         assert server.requests[0].body == b""
+
+
+def test_failed_probe_is_logged(tmp_path: Path, spool: Spool) -> None:
+    def missing(request: Request) -> Reply:
+        return Reply(404, '{"error":"database not found: \\"lab\\""}')
+
+    with ScriptedServer(missing) as server:
+        writer = Writer(make_config(server.url, tmp_path), spool, Metrics())
+        with structlog.testing.capture_logs() as events:
+            writer.start()
+        writer.stop(0.2)
+    failures = [e for e in events if e["event"] == "database.probe_failed"]
+    assert len(failures) == 1
+    assert failures[0]["url"] == server.url
+    assert "database not found" in failures[0]["error"]
 
 
 def test_429_honours_retry_after(tmp_path: Path, spool: Spool) -> None:

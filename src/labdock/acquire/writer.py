@@ -343,6 +343,13 @@ class Writer:
             self._set_ready()
         else:
             self._set_unready(f"database probe failed: {_describe(response)}")
+            # The service keeps spooling, so without this line a wrong URL or
+            # token shows only in /readyz until the first write is retried.
+            log.warning(
+                "database.probe_failed",
+                url=self.config.database.url,
+                error=_describe(response),
+            )
         self._thread.start()
 
     def stop(self, timeout: float) -> bool:
