@@ -454,7 +454,10 @@ class HttpConfig(_Model):
 
     listen: str = Field(
         "127.0.0.1:9108",
-        description="host:port for /healthz, /readyz and /metrics; empty to disable.",
+        description=(
+            "host:port, or [address]:port for IPv6, for /healthz, /readyz and "
+            "/metrics; empty to disable."
+        ),
     )
 
     @field_validator("listen")

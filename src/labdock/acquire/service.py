@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -302,6 +303,12 @@ class Ingest:
             self._unacknowledged.pop(next(iter(self._unacknowledged)))
 
 
+class _Ipv6HttpServer(ThreadingHTTPServer):
+    """The HTTP server for an IPv6 listen address such as [::1]:9108."""
+
+    address_family = socket.AF_INET6
+
+
 class Service:
     """The acquisition service: `run()` blocks until SIGTERM or SIGINT."""
 
@@ -471,10 +478,10 @@ class Service:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # health probes would flood the log
 
+        host = host.strip("[]") or "0.0.0.0"
+        server_class = _Ipv6HttpServer if ":" in host else ThreadingHTTPServer
         try:
-            self.http = ThreadingHTTPServer(
-                (host.strip("[]") or "0.0.0.0", int(port)), Handler
-            )
+            self.http = server_class((host, int(port)), Handler)
         except OSError as error:
             raise ServiceError(
                 f"cannot listen on {self.config.http.listen}: {error.strerror}; "
