@@ -219,3 +219,31 @@ def test_rebirth_request_printed_not_sent(runner: CliRunner, tmp_path: Path) -> 
     assert result.exit_code == 1
     assert "rebirth request" not in result.stderr
     assert result.stderr.startswith("dead letter: sparkplug_no_birth: ")
+
+
+def test_negative_number_payload(runner: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "acquire.yaml"
+    config.write_text(
+        "mappings:\n  - {topic: 'lab/{device}/{measurement}', format: value}\n"
+    )
+    result = runner.invoke(
+        main,
+        [
+            "decode",
+            "--config",
+            str(config),
+            "--time",
+            ARRIVAL,
+            "lab/fridge/temp",
+            "-3.5",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"temp,device=fridge value=-3.5 {ARRIVAL}\n"
+
+
+def test_misspelled_option_still_rejected(runner: CliRunner, config: Path) -> None:
+    result = runner.invoke(
+        main, ["decode", "--confg", str(config), "plant/dev04/env", "{}"]
+    )
+    assert result.exit_code == 2

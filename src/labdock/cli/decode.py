@@ -31,7 +31,40 @@ def _read_payload(payload: str | None, file: Path | None) -> bytes:
     return os.fsencode(payload)
 
 
-@click.command()
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _DecodeCommand(click.Command):
+    """The decode command, which takes a negative number such as -3.5 as PAYLOAD.
+
+    Click reads every argument that starts with '-' as an option, so a
+    negative reading would fail with "No such option: -3". Unknown options
+    are therefore passed through as arguments when they parse as a number,
+    and rejected as usual otherwise.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        known = {name for param in self.get_params(ctx) for name in param.opts}
+        for arg in args:
+            if arg == "--":
+                break
+            name = arg.split("=", 1)[0]
+            if (
+                arg[:1] == "-"
+                and name not in known
+                and name != "-"
+                and not _is_number(arg)
+            ):
+                raise click.NoSuchOption(name, ctx=ctx)
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=_DecodeCommand, context_settings={"ignore_unknown_options": True})
 @click.option(
     "--config",
     "config_path",
