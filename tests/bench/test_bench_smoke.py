@@ -29,16 +29,23 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
     out = tmp_path / "results"
     completed = subprocess.run(
         [
-            "bash", "bench/run.sh", "--smoke",
-            "--out", str(out), "--work", str(tmp_path / "work"),
-        ],  # fmt: skip
+            "bash",
+            "bench/run.sh",
+            "--smoke",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+        ],
         cwd=REPO,
         env={**os.environ, "BENCH_PYTHON": sys.executable},
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert completed.returncode == 0, (
+        completed.stdout[-3000:] + completed.stderr[-3000:]
+    )
 
     document = json.loads((out / "results.json").read_text())
     runs = {run["contender"]: run for run in document["runs"]}
