@@ -63,6 +63,20 @@ def test_template_invalid(template: str) -> None:
         TopicTemplate.parse(template)
 
 
+@pytest.mark.parametrize("level", ["{}", "{a b}", "{1st}", "{#}"])
+def test_template_bad_placeholder_named(level: str) -> None:
+    with pytest.raises(TemplateError) as raised:
+        TopicTemplate.parse(f"lab/{level}/temp")
+    assert "invalid placeholder" in str(raised.value)
+    assert repr(level) in str(raised.value)
+
+
+def test_template_mixed_level_named() -> None:
+    with pytest.raises(TemplateError) as raised:
+        TopicTemplate.parse("lab/room{n}/temp")
+    assert "mixes text with a wildcard" in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("broad", "narrow", "covers"),
     [

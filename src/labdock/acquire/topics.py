@@ -62,6 +62,12 @@ class TopicTemplate:
                 levels.append(_Level(None, None, False))
             elif match:
                 levels.append(_Level(None, match.group(1), False))
+            elif raw.startswith("{") and raw.endswith("}"):
+                raise TemplateError(
+                    f"in topic template {text!r}, level {index + 1} ({raw!r}) is an "
+                    "invalid placeholder; a name starts with a letter or _ and "
+                    "contains only letters, digits, _, . and -, as in {device}"
+                )
             elif any(c in raw for c in "+#{}"):
                 raise TemplateError(
                     f"in topic template {text!r}, level {index + 1} ({raw!r}) mixes "
