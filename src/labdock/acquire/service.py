@@ -50,6 +50,11 @@ def _entry(
     return (now_ns, topic, "\n".join(lines), messages, len(lines))
 
 
+# Seconds of shutdown_timeout kept for closing the HTTP server (one 0.1 s
+# poll) and the spool after the writer stops.
+_CLOSE_MARGIN = 0.3
+
+
 class ServiceError(Exception):
     """The service can't start, for a reason the message names with its fix."""
 
@@ -402,7 +407,8 @@ class Service:
         timeout = self.config.shutdown_timeout
         self.ingest.stop()
         self.connection.stop()
-        remaining = max(0.5, timeout - (time.monotonic() - started))
+        # Keep a little time for the HTTP server and the spool to close.
+        remaining = max(0.5, timeout - (time.monotonic() - started) - _CLOSE_MARGIN)
         flushed = self.writer.stop(remaining)
         if self.http is not None:
             self.http.shutdown()
@@ -488,7 +494,12 @@ class Service:
                 "choose a free address with http.listen (or --listen)"
             ) from error
         self.http.daemon_threads = True
+        # serve_forever notices shutdown() once per poll interval, and that
+        # wait counts against shutdown_timeout.
         threading.Thread(
-            target=self.http.serve_forever, name="http", daemon=True
+            target=self.http.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="http",
+            daemon=True,
         ).start()
         log.info("http.listening", address=self.config.http.listen)
