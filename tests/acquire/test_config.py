@@ -245,3 +245,49 @@ def test_reserved_tag_key_rejected(mapping: dict[str, object]) -> None:
     problem = caught.value.problems[0]
     assert "mappings.0" in problem
     assert "tag key 'time'" in problem
+
+
+@pytest.mark.parametrize(
+    ("topic", "options"),
+    [
+        ("z2m/#", {}),
+        ("lab/zigbee2mqtt/#", {}),
+        ("zigbee2mqtt/#", {"base_topic": "home/z2m"}),
+    ],
+)
+def test_zigbee2mqtt_topic_outside_base_rejected(
+    topic: str, options: dict[str, str]
+) -> None:
+    mapping = {
+        "topic": topic,
+        "format": "zigbee2mqtt",
+        "measurement": "zigbee",
+        "options": options,
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={}, overrides={"mappings": [mapping]})
+    problem = caught.value.problems[0]
+    assert f"topic {topic!r}" in problem
+    assert "options.base_topic" in problem
+
+
+@pytest.mark.parametrize(
+    ("topic", "options"),
+    [
+        ("zigbee2mqtt/#", {}),
+        ("+/#", {}),
+        ("home/z2m/{device#}", {"base_topic": "home/z2m"}),
+        ("home/#", {"base_topic": "home/z2m"}),
+    ],
+)
+def test_zigbee2mqtt_topic_under_base_accepted(
+    topic: str, options: dict[str, str]
+) -> None:
+    mapping = {
+        "topic": topic,
+        "format": "zigbee2mqtt",
+        "measurement": "zigbee",
+        "options": options,
+    }
+    config = load_config(None, environ={}, overrides={"mappings": [mapping]})
+    assert config.mappings[0].topic == topic

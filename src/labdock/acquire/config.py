@@ -25,7 +25,12 @@ from pydantic import (
     model_validator,
 )
 
-from labdock.acquire.decoders import RESERVED_KEY, create_decoder, registry
+from labdock.acquire.decoders import (
+    RESERVED_KEY,
+    create_decoder,
+    registry,
+    topic_problem,
+)
 from labdock.acquire.topics import TemplateError, TopicTemplate, minimal_filters
 
 ENV_PREFIX = "LABDOCK_"
@@ -241,7 +246,7 @@ class MappingConfig(_Model):
                 + ", ".join(sorted(names))
             )
         try:
-            create_decoder(self.format, self.options)
+            decoder = create_decoder(self.format, self.options)
         except ValidationError as error:
             problems = "; ".join(
                 f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
@@ -252,6 +257,9 @@ class MappingConfig(_Model):
                 f"invalid options for format {self.format!r}: {problems}"
             ) from None
         template = TopicTemplate.parse(self.topic)
+        problem = topic_problem(decoder, [level.literal for level in template.levels])
+        if problem:
+            raise ValueError(f"topic {self.topic!r}: {problem}")
         if "measurement" not in template.names and not self.measurement:
             raise ValueError(
                 f"topic {self.topic!r} has no {{measurement}} level; set "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, get_args
 
@@ -157,6 +157,20 @@ def create_decoder(name: str, options: Mapping[str, Any] | None = None) -> Decod
     except ValidationError as error:
         raise _with_valid_option_names(error, spec.options_model) from None
     return _ReservedKeyCheck(spec.factory(validated))
+
+
+def topic_problem(decoder: Decoder, literals: Sequence[str | None]) -> str | None:
+    """Return why `decoder` can't work on a mapping whose topic levels are
+    `literals` (None for a wildcard or placeholder), or None.
+
+    A decoder that reads meaning from the topic, such as the zigbee2mqtt
+    preset, defines `topic_problem` itself. The others accept any topic.
+    """
+    inner = decoder.decoder if isinstance(decoder, _ReservedKeyCheck) else decoder
+    check: Callable[[Sequence[str | None]], str | None] | None = getattr(
+        inner, "topic_problem", None
+    )
+    return None if check is None else check(literals)
 
 
 class _ReservedKeyCheck:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC
 from functools import partial
 from typing import Any, Literal
@@ -126,6 +127,20 @@ class Zigbee2mqttDecoder:
             on_off_bool=True,
             reserved_key_fix=EXCLUDE_FIX,
         )
+
+    def topic_problem(self, literals: Sequence[str | None]) -> str | None:
+        """Return why a mapping whose topic levels are `literals` (None for a
+        wildcard or placeholder) can't match base_topic, or None."""
+        base = self.options.base_topic.rstrip("/").split("/")
+        for level, (literal, expected) in enumerate(zip(literals, base, strict=False)):
+            if literal is not None and literal != expected:
+                return (
+                    f"level {level + 1} ({literal!r}) can't match Zigbee2MQTT's base "
+                    f"topic {self.options.base_topic!r}, so no friendly name or bridge "
+                    "topic would be recognised; set options.base_topic to the "
+                    "mqtt.base_topic of Zigbee2MQTT's configuration"
+                )
+        return None
 
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
         prefix = self.options.base_topic.rstrip("/") + "/"
