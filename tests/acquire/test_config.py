@@ -20,6 +20,7 @@ def test_defaults_are_valid() -> None:
     assert config.database.api == "sqlite"
     assert config.subscription_filters() == ["lab/+/+/+"]
     assert config.broker.qos == 1
+    assert config.database.gzip is False
 
 
 def test_file_then_environment_then_flags(tmp_path: Path) -> None:
@@ -31,7 +32,7 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
     environ = {
         "LABDOCK_BROKER__URL": "mqtt://env:1883",
         "LABDOCK_BATCH__MAX_LINES": "250",
-        "LABDOCK_DATABASE__GZIP": "false",
+        "LABDOCK_DATABASE__GZIP": "true",
         "UNRELATED": "x",
     }
     config = load_config(
@@ -41,7 +42,7 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
     assert config.broker.tls is True
     assert config.broker.port == 8883
     assert config.batch.max_lines == 250
-    assert config.database.gzip is False
+    assert config.database.gzip is True
     assert config.database.url == "http://file:8086"
 
 

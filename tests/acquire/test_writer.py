@@ -334,6 +334,7 @@ def test_v2_and_v3_requests(tmp_path: Path, spool: Spool) -> None:
                         "url": server.url,
                         "api": api,
                         "token_file": str(token_file),
+                        "gzip": True,
                         **extra,
                     },
                     "spool": {"directory": str(tmp_path / "spool")},
@@ -350,6 +351,23 @@ def test_v2_and_v3_requests(tmp_path: Path, spool: Spool) -> None:
         assert request.headers["Authorization"] == auth
         assert request.headers["Content-Encoding"] == "gzip"
         assert request.body == b"env t=1 1\n"
+
+
+def test_default_request_body_uncompressed(tmp_path: Path, spool: Spool) -> None:
+    with ScriptedServer() as server:
+        config = AcquireConfig.model_validate(
+            {
+                "database": {"url": server.url, "api": "v1", "database": "lab"},
+                "spool": {"directory": str(tmp_path / "spool")},
+                "batch": {"max_delay": 0.05},
+            }
+        )
+        writer = run_writer(config, spool, ["env t=1 1"])
+        poll_until(lambda: spool.messages == 0, timeout=10, description="spool drained")
+        writer.stop(2)
+        request = server.writes()[0]
+    assert "Content-Encoding" not in request.headers
+    assert request.body == b"env t=1 1\n"
 
 
 def test_split_keeps_newline_in_string_field() -> None:

@@ -323,7 +323,15 @@ class DatabaseConfig(_Model):
     timeout: float = Field(
         10.0, gt=0, description="Seconds one write request may take."
     )
-    gzip: bool = Field(True, description="Compress request bodies with gzip.")
+    # Off by default: the database usually runs on the same host, where
+    # compressing costs CPU at both ends and saves nothing.
+    gzip: bool = Field(
+        False,
+        description=(
+            "Compress request bodies with gzip. Worth it over a slow link to a "
+            "remote database; on one host it only costs CPU at both ends."
+        ),
+    )
     uint_support: bool | None = Field(
         None,
         description=(
