@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from labdock.acquire.config import AcquireConfig
 from labdock.acquire.pipeline import Pipeline
@@ -153,14 +154,15 @@ def test_fast_series_matches_full_path(room: str, device: str) -> None:
     check_same(make(), f"lab/{room}/{device}/env", b'{"t": 20.5}')
 
 
-def test_time_tag_takes_full_path() -> None:
-    pipeline = Pipeline(
-        AcquireConfig.model_validate(
-            {"mappings": [{"topic": "lab/{time}/{measurement}"}]}
-        )
-    )
-    assert pipeline.fast_line("lab/t1/env", b'{"a": 1}', ARRIVAL) is None
-    assert pipeline.process("lab/t1/env", b'{"a": 1}', ARRIVAL).reason == "reserved_key"
+def test_time_tag_rejected_at_load() -> None:
+    # A tag key `time` would make every message a reserved_key dead letter,
+    # so the configuration can't name one.
+    for config in [
+        {"mappings": [{"topic": "lab/{time}/{measurement}"}]},
+        {"timestamps": {"time_source_tag": "time"}},
+    ]:
+        with pytest.raises(ValidationError, match="tag key 'time'"):
+            AcquireConfig.model_validate(config)
 
 
 def test_remembered_float_texts_stay_exact() -> None:

@@ -464,6 +464,16 @@ class TimeWindowConfig(_Model):
         ),
     )
 
+    @field_validator("time_source_tag")
+    @classmethod
+    def _check_time_source_tag(cls, value: str | None) -> str | None:
+        if value == RESERVED_KEY:
+            raise ValueError(
+                f"the tag key {RESERVED_KEY!r} can't be stored by InfluxDB; "
+                "choose another name, such as time_source"
+            )
+        return value
+
 
 class HttpConfig(_Model):
     """The health and metrics endpoint."""
