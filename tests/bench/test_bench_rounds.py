@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.append(str(BENCH))
 
-import harness  # noqa: E402
-import report  # noqa: E402
+
+def _load(name: str) -> ModuleType:
+    # Loaded under a bench_ name from its file, because tests/acquire has a
+    # harness module of its own that an earlier test may have imported.
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = _load("harness")
+report = _load("report")
 
 
 def _run(throughput: int | None, lost: int = 0) -> dict[str, Any]:
