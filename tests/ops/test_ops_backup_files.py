@@ -271,6 +271,32 @@ def test_init_creates_password_and_repository(
     assert restic.is_initialized()
 
 
+def test_init_without_repository_writes_nothing(
+    services_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RESTIC_REPOSITORY", raising=False)
+    with pytest.raises(OpsError, match="no restic repository is set"):
+        backup.init_repository(services_tree, _settings())
+    assert not (services_tree / "secrets" / "restic_password").exists()
+
+
+def test_init_command_outside_tree(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labdock.cli import main
+
+    missing = tmp_path / "not-a-tree"
+    result = CliRunner().invoke(
+        main,
+        ["backup", "init", "-C", str(missing), "--repo", str(tmp_path / "repo")],
+    )
+
+    assert result.exit_code == 2, result.output
+    assert f"no compose.yaml in {missing}" in result.output
+    assert not missing.exists()
+    assert not (tmp_path / "repo").exists()
+
+
 def test_open_repository_without_password(services_tree: Path) -> None:
     with pytest.raises(OpsError, match="backup init"):
         backup.open_repository(services_tree, _settings(repository="/nowhere"))

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from labdock.cli.stack import resolve_tree, tree_option
+from labdock.cli.stack import require_tree, resolve_tree, tree_option
 from labdock.ops import backup as ops_backup
 from labdock.ops import catalog, restore, schedule, status, verify
 from labdock.ops.console import ToolError, format_bytes, format_table, setup_logging
@@ -64,7 +64,9 @@ def backup_group() -> None:
 @verbose_option
 def init_command(directory: Path | None, repository: str | None, verbose: bool) -> None:
     """Create the repository password file (if missing) and the repository."""
-    tree, settings = _context(directory, verbose)
+    # The password file goes into the tree, so a wrong or default directory
+    # must not get a secrets/ directory of its own.
+    tree, settings = _context(require_tree(directory), verbose)
     try:
         restic, created = ops_backup.init_repository(tree, settings.backup, repository)
     except OpsError as error:

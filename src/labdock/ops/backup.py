@@ -741,8 +741,10 @@ def init_repository(
 ) -> tuple[Restic, bool]:
     """Create the password file if missing, then the repository if missing.
 
-    Returns the repository and whether it was created.
+    Returns the repository and whether it was created. A missing repository
+    setting raises OpsError before the password file is written.
     """
+    repository_of(settings, repository)
     password_file = resolve(tree, settings.password_file)
     if not password_file.exists():
         password_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
