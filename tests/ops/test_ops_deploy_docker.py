@@ -124,3 +124,33 @@ def test_update_then_rollback(stack: StackTree) -> None:
         read_env(stack.path / ".env")["INFLUXDB_IMAGE"] == "labdock-test/influxdb:test"
     )
     assert [d.action for d in read_history(stack.path)] == ["update", "rollback"]
+
+
+def test_second_rollback_keeps_image(stack: StackTree) -> None:
+    engine = stack.engine
+    lifecycle.up(stack.path, ["influxdb"], hooks=False, wait_timeout=120)
+    container = stack.container("influxdb")
+    original = image_id(engine, container)
+    build_image(
+        engine,
+        "labdock-test/influxdb:next",
+        'FROM labdock-test/influxdb:test\nLABEL org.example.release="next"\n',
+    )
+    updated = Deployer(Project.load(stack.path), timeout=60, pull=False).update(
+        "influxdb", "labdock-test/influxdb:next"
+    )
+    assert updated.ok, updated.deployment.message
+    first = Deployer(Project.load(stack.path), timeout=60).rollback("influxdb")
+    assert first.ok, first.deployment.message
+
+    # A second rollback, such as a sysadmin who is unsure whether the first
+    # one worked, goes back to what the last update replaced, not forward.
+    second = Deployer(Project.load(stack.path), timeout=60).rollback("influxdb")
+
+    assert second.ok, second.deployment.message
+    assert image_id(engine, container) == original
+    assert (
+        read_env(stack.path / ".env")["INFLUXDB_IMAGE"] == "labdock-test/influxdb:test"
+    )
+    actions = [d.action for d in read_history(stack.path)]
+    assert actions == ["update", "rollback", "rollback"]

@@ -87,7 +87,7 @@ def update_command(
 def rollback_command(
     service: str, directory: Path | None, timeout: float, verbose: bool
 ) -> None:
-    """Run SERVICE on the image its last successful deployment replaced.
+    """Run SERVICE on the image its last successful update replaced.
 
     Exit codes: 0 rolled back, 1 that image is not healthy, 2 usage or tool
     error (such as no recorded deployment).

@@ -411,12 +411,19 @@ class Deployer:
     # --- rollback ---------------------------------------------------------------
 
     def rollback(self, service: str) -> Outcome:
-        """Go back to the image that the last successful deployment replaced."""
+        """Go back to the image that the last successful update replaced.
+
+        Earlier rollbacks are not targets, so a second rollback in a row
+        keeps that image instead of returning to the updated one.
+        """
         started = time.monotonic()
         history = [
             d
             for d in read_history(self.tree)
-            if d.service == service and d.result == "succeeded" and d.before
+            if d.service == service
+            and d.action == "update"
+            and d.result == "succeeded"
+            and d.before
         ]
         if not history:
             raise OpsError(
