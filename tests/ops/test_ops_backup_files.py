@@ -257,6 +257,23 @@ def test_second_run_blocked_by_run_lock(services_tree: Path) -> None:
         pass
 
 
+def test_restore_blocked_by_run_lock(services_tree: Path, restic_repo: Restic) -> None:
+    from click.testing import CliRunner
+
+    from labdock.cli import main
+
+    password = services_tree / "secrets" / "restic_password"
+    password.write_bytes(restic_repo.password_file.read_bytes())
+    command = ["backup", "restore", "-C", str(services_tree)]
+    command += ["--repo", restic_repo.repository, "--force"]
+
+    with backup.run_lock(services_tree):
+        result = CliRunner().invoke(main, command)
+
+    assert result.exit_code == 2, result.output
+    assert "another labdock backup command" in result.output
+
+
 def test_init_creates_password_and_repository(
     services_tree: Path, restic_binary: str, tmp_path: Path
 ) -> None:

@@ -387,7 +387,10 @@ def restore_command(
             project_name=project_name,
             progress=for_terminal(),
         )
-        report = restorer.restore(list(services) or None)
+        # A backup run on the same tree stops and starts services, so it must
+        # not overlap a restore that replaces their volumes.
+        with ops_backup.run_lock(destination):
+            report = restorer.restore(list(services) or None)
     except OpsError as error:
         raise ToolError(str(error)) from error
     rows = [
