@@ -125,6 +125,49 @@ def test_status_json_and_textfile(services_tree: Path, restic_repo: Restic) -> N
     assert 'labdock_backup_last_run_success{service="tree"} 1' in text
 
 
+@pytest.mark.parametrize(
+    "content",
+    ['{"services": ', "[1, 2]", '{"services": [1]}', '{"services": {"lam": 1}}'],
+)
+def test_status_file_invalid(tmp_path: Path, content: str) -> None:
+    status_file = tmp_path / "backup-status.json"
+    status_file.write_text(content, encoding="utf-8")
+    with pytest.raises(OpsError, match="next `labdock backup run` writes it again"):
+        status.load_status(status_file)
+
+
+def test_status_file_missing_empty(tmp_path: Path) -> None:
+    assert status.load_status(tmp_path / "missing.json") == {"services": {}}
+
+
+def test_run_replaces_corrupt_status(services_tree: Path, restic_repo: Restic) -> None:
+    report = _run(services_tree, restic_repo)
+    status_file = services_tree / ".labdock" / "backup-status.json"
+    status_file.parent.mkdir(exist_ok=True)
+    status_file.write_text('{"services": ', encoding="utf-8")
+    textfile = services_tree / ".labdock" / "labdock_backup.prom"
+
+    status.write_status(report, status_file=status_file, textfile=textfile)
+
+    data = json.loads(status_file.read_text())
+    assert data["services"]["tree"]["last_result"] == "ok"
+
+
+def test_status_command_corrupt_file(services_tree: Path) -> None:
+    from click.testing import CliRunner
+
+    from labdock.cli import main
+
+    status_file = services_tree / ".labdock" / "backup-status.json"
+    status_file.parent.mkdir(exist_ok=True)
+    status_file.write_text('{"services": ', encoding="utf-8")
+
+    result = CliRunner().invoke(main, ["backup", "status", "-C", str(services_tree)])
+
+    assert result.exit_code == 2, result.output
+    assert f"{status_file} is not valid JSON" in result.output
+
+
 def test_textfile_escapes_labels() -> None:
     text = status.render_textfile(
         {"services": {'a"b': {"last_result": "failed", "added_bytes": 0}}}

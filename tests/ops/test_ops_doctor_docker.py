@@ -101,3 +101,17 @@ def test_healthy_service_passes(stack: StackTree) -> None:
     assert any(c.check == "disk" for c in checks)
     backup = [c for c in checks if c.check == "backup"]
     assert backup[0].severity == health.WARNING
+
+
+def test_corrupt_status_file_unknown(stack: StackTree) -> None:
+    status_file = stack.path / ".labdock" / "backup-status.json"
+    status_file.parent.mkdir(exist_ok=True)
+    status_file.write_text('{"services": ', encoding="utf-8")
+
+    checks = health.run_checks(Project.load(stack.path), load_settings(stack.path))
+
+    backup = [c for c in checks if c.check == "backup"]
+    assert len(backup) == 1
+    assert backup[0].severity == health.UNKNOWN
+    assert str(status_file) in backup[0].message
+    assert "not valid JSON" in backup[0].message

@@ -240,7 +240,10 @@ def list_command(
 def status_command(directory: Path | None, as_json: bool) -> None:
     """Print the last backup attempt and success of each service."""
     tree, settings = _context(directory, False)
-    data = status.load_status(resolve(tree, settings.backup.status_file))
+    try:
+        data = status.load_status(resolve(tree, settings.backup.status_file))
+    except OpsError as error:
+        raise ToolError(str(error)) from error
     left = ops_backup.read_quiesce_record(tree)
     if as_json:
         if left is not None:

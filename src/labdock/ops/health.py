@@ -448,8 +448,12 @@ def run_checks(
         if acme is not None:
             checks.extend(certificate_checks(acme, health, moment))
         checks.extend(_disk_checks(project, settings))
-        status = load_status(resolve(project.tree, settings.backup.status_file))
-        checks.extend(backup_checks(status, health, moment))
+        try:
+            status = load_status(resolve(project.tree, settings.backup.status_file))
+        except OpsError as error:
+            checks.append(Check("backup", "all", UNKNOWN, str(error)))
+        else:
+            checks.extend(backup_checks(status, health, moment))
     return checks
 
 

@@ -8,13 +8,17 @@ every run and keep the entries of services the run did not touch.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from labdock.ops.backup import RunReport, run_id
+from labdock.ops.errors import OpsError
 from labdock.ops.state import read_json, write_atomic
+
+logger = logging.getLogger(__name__)
 
 METRIC_PREFIX = "labdock_backup"
 
@@ -54,8 +58,27 @@ def updated_status(
 
 
 def load_status(path: Path) -> dict[str, Any]:
-    data = read_json(path)
-    return data if isinstance(data, dict) else {"services": {}}
+    """Return the status record in `path`, or an empty one when it is missing.
+
+    Raises OpsError when the file is not valid JSON or not a status record.
+    """
+    remedy = "delete it, and the next `labdock backup run` writes it again"
+    try:
+        data = read_json(path)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise OpsError(f"{path} is not valid JSON ({error}); {remedy}") from error
+    if data is None:
+        return {"services": {}}
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("services"), dict)
+        or not all(isinstance(entry, dict) for entry in data["services"].values())
+    ):
+        raise OpsError(
+            f"{path} is not a backup status record (a JSON object whose "
+            f"services key maps each service to an object); {remedy}"
+        )
+    return data
 
 
 def _timestamp(value: object) -> float | None:
@@ -117,8 +140,17 @@ def render_textfile(status: Mapping[str, Any]) -> str:
 def write_status(
     report: RunReport, *, status_file: Path, textfile: Path
 ) -> dict[str, Any]:
-    """Merge `report` into the status file and rewrite the textfile."""
-    status = updated_status(load_status(status_file), report)
+    """Merge `report` into the status file and rewrite the textfile.
+
+    An unreadable status file is replaced, because the run's own result
+    must not be lost to it; the entries of other services are then lost.
+    """
+    try:
+        previous = load_status(status_file)
+    except OpsError as error:
+        logger.warning("backup.status_replaced error=%s", error)
+        previous = {}
+    status = updated_status(previous, report)
     write_atomic(status_file, json.dumps(status, indent=2) + "\n")
     write_atomic(textfile, render_textfile(status))
     return status
