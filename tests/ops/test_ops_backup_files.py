@@ -362,6 +362,13 @@ def test_open_repository_without_password(services_tree: Path) -> None:
         backup.open_repository(services_tree, _settings(repository="/nowhere"))
 
 
+def test_open_repository_empty_password(services_tree: Path) -> None:
+    password = services_tree / "secrets" / "restic_password"
+    password.write_text("\n", encoding="utf-8")
+    with pytest.raises(OpsError, match=f"{password} is empty"):
+        backup.open_repository(services_tree, _settings(repository="/nowhere"))
+
+
 def test_repository_required(
     services_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

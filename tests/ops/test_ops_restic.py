@@ -20,6 +20,7 @@ from labdock.ops.restic import (
     ResticError,
     RetentionPolicy,
     classify_failure,
+    error_text,
     parse_backup_summary,
     parse_forget,
     parse_lock,
@@ -162,6 +163,35 @@ def test_stale_reason_follows_restic(lock: Lock, alive: bool, stale: bool) -> No
 )
 def test_classify_failure(text: str, kind: str) -> None:
     assert classify_failure(text) == kind
+
+
+# Shortened output of restic 0.14 `backup` into a repository on a read-only
+# file system: retry notices, the cause, then a Go stack trace.
+READ_ONLY_OUTPUT = (
+    "Save(<lock/5f10a9f5cf>) returned error, retrying after 552.330144ms: open /repo/locks/5f10-tmp-3744924054: read-only file system\n"
+    "Save(<lock/5f10a9f5cf>) returned error, retrying after 1.080381816s: open /repo/locks/5f10-tmp-3974136312: read-only file system\n"
+    "open /repo/locks/5f10-tmp-3355856717: read-only file system\n"
+    "github.com/restic/restic/internal/backend/local.(*Local).Save\n"
+    "\tgithub.com/restic/restic/internal/backend/local/local.go:153\n"
+    "github.com/restic/restic/internal/restic.NewLock\n"
+    "\tgithub.com/restic/restic/internal/restic/lock.go:66\n"
+    "main.main\n"
+    "\tgithub.com/restic/restic/cmd/restic/main.go:98\n"
+    "runtime.goexit\n"
+    "\truntime/asm_amd64.s:1594\n"
+    "unable to create lock in backend\n"
+)
+
+
+def test_error_text_drops_stack_trace() -> None:
+    assert error_text(READ_ONLY_OUTPUT) == (
+        "open /repo/locks/5f10-tmp-3355856717: read-only file system\n"
+        "unable to create lock in backend"
+    )
+
+
+def test_error_text_keeps_plain_error() -> None:
+    assert error_text("Fatal: something else\n") == "Fatal: something else"
 
 
 def test_retention_arguments() -> None:

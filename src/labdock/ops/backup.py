@@ -723,7 +723,10 @@ def volume_directory(name: str) -> Path:
 def open_repository(
     tree: Path, settings: BackupSettings, repository: str | None = None
 ) -> Restic:
-    """Return the configured repository; raise OpsError for a missing password."""
+    """Return the configured repository.
+
+    Raises OpsError when the password file is missing or empty.
+    """
     location = repository_of(settings, repository)
     password_file = resolve(tree, settings.password_file)
     if not password_file.is_file():
@@ -731,6 +734,12 @@ def open_repository(
             f"the repository password file {password_file} is missing; "
             "`labdock backup init` creates it, or write the password of an "
             "existing repository into it (mode 0600)"
+        )
+    if not password_file.read_bytes().strip():
+        raise OpsError(
+            f"the repository password file {password_file} is empty; write the "
+            "password of the repository into it, or delete it and run "
+            "`labdock backup init` for a new repository"
         )
     cache = resolve(tree, settings.cache_dir) if settings.cache_dir else None
     return Restic(location, password_file, cache_dir=cache, hostname=settings.host)

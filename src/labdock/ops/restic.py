@@ -291,6 +291,25 @@ def format_age(age: timedelta) -> str:
     return f"{seconds}s"
 
 
+def error_text(output: str) -> str:
+    """Return restic's error output without Go stack traces and retry notices.
+
+    restic 0.14 prints a stack trace (a function line, then a tab-indented
+    file line, per frame) after some backend errors, and one line per retry
+    before it gives up. Both would push the cause out of a shortened message.
+    """
+    lines = output.strip().splitlines()
+    kept = []
+    for index, line in enumerate(lines):
+        if line.startswith("\t") or "returned error, retrying after" in line:
+            continue
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if following.startswith("\t"):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
 def classify_failure(text: str) -> str:
     """Return the kind of a restic failure from its error output."""
     if _LOCKED in text:
@@ -367,7 +386,7 @@ class Restic:
         return result
 
     def _error(self, args: Sequence[str], result: execute.CommandResult) -> ResticError:
-        text = (result.stderr.strip() or result.stdout.strip())[-2000:]
+        text = error_text(result.stderr or result.stdout)[-2000:]
         kind = classify_failure(text)
         command = f"restic {args[0]}" if args else "restic"
         if kind == "no-repository":
