@@ -36,6 +36,16 @@ def test_up_reports_missing_secret_by_name(tmp_path: Path) -> None:
         lifecycle.up(tmp_path)
 
 
+def test_up_rejects_empty_secret_file(tmp_path: Path) -> None:
+    tree.lay_down(tmp_path, domain="lab.test", email="ops@lab.test")
+    secrets.init_secrets(tmp_path, chown=False)
+    (tmp_path / "secrets" / "influxdb_admin_password").write_text("")
+    with pytest.raises(
+        lifecycle.StackError, match="empty secret files: influxdb_admin_password;"
+    ):
+        lifecycle.up(tmp_path)
+
+
 def test_parse_ps_accepts_both_formats() -> None:
     lines = '{"Service":"a","State":"running"}\n{"Service":"b","State":"exited"}\n'
     array = '[{"Service":"a","State":"running"},{"Service":"b","State":"exited"}]'

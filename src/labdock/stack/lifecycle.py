@@ -107,6 +107,20 @@ def _check_ready(directory: Path) -> dict[str, str]:
             + ", ".join(missing)
             + f"; run `labdock secrets init {directory}`"
         )
+    # `secrets check` reports these as errors too. Only the files that up
+    # provisions itself may still be empty here.
+    empty = [
+        spec.name
+        for spec in secrets.SPECS
+        if not spec.provisioned
+        and not (secrets.secrets_dir(directory) / spec.name).read_bytes().strip()
+    ]
+    if empty:
+        raise StackError(
+            "empty secret files: "
+            + ", ".join(empty)
+            + f"; delete them and run `labdock secrets init {directory}`"
+        )
     return tree.env_values(directory)
 
 
