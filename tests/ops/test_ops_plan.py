@@ -140,6 +140,18 @@ def test_unknown_service_rejected(tmp_path: Path) -> None:
         )
 
 
+def test_misspelt_settings_service_rejected(tmp_path: Path) -> None:
+    settings = _settings(services={"influxdbb": {"method": "skip"}})
+    with pytest.raises(OpsError, match="names influxdbb, which is not a service"):
+        plan_run(
+            _project(tmp_path),
+            settings,
+            tree=tmp_path,
+            services=None,
+            include_secrets=False,
+        )
+
+
 def test_unknown_volume_rejected(tmp_path: Path) -> None:
     settings = _settings(services={"emqx": {"method": "stop", "volumes": ["logs"]}})
     with pytest.raises(OpsError, match="does not mount"):

@@ -260,6 +260,16 @@ def plan_run(
         for name in project.start_order()
         if not project.service(name).get("profiles")
     ]
+    # A misspelt name in backup.services would otherwise leave its service
+    # on the default method without a word.
+    configured = [name for name in settings.services if name != HARBOR]
+    misspelt = [name for name in configured if name not in project.services]
+    if misspelt:
+        raise OpsError(
+            f"backup.services in .labdock/ops.yaml names {', '.join(misspelt)}, "
+            f"which is not a service of the project; services: "
+            f"{', '.join(sorted(project.services))}, {HARBOR}"
+        )
     env = project.settings()
     with_harbor = harbor_present(tree) or HARBOR in settings.services
     names = available + ([HARBOR] if with_harbor else [])
