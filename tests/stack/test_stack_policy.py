@@ -11,7 +11,12 @@ from click.testing import CliRunner
 
 from labdock.cli import main
 from labdock.stack import policy
-from labdock.stack.validate import ALLOWLIST_RULE, COMPOSE_RULE, validate
+from labdock.stack.validate import (
+    ALLOWLIST_RULE,
+    COMPOSE_RULE,
+    SITE_SETTINGS_RULE,
+    validate,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policy"
 SERVICES = Path(__file__).resolve().parents[2] / "services"
@@ -109,7 +114,7 @@ def test_sarif_format() -> None:
     assert log["version"] == "2.1.0"
     run = log["runs"][0]
     rule_ids = [item["id"] for item in run["tool"]["driver"]["rules"]]
-    assert set(rule_ids) == {*RULE_IDS, ALLOWLIST_RULE.id}
+    assert set(rule_ids) == {*RULE_IDS, ALLOWLIST_RULE.id, SITE_SETTINGS_RULE.id}
     [entry] = run["results"]
     assert entry["ruleId"] == "no-privileged"
     assert rule_ids[entry["ruleIndex"]] == "no-privileged"
@@ -203,6 +208,45 @@ def test_admin_allowlist_valid_passes(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("ADMIN_ALLOWLIST=192.168.10.0/24, 2001:db8::/32\n")
 
     assert validate(tmp_path).findings == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "LABDOCK_DOMAIN=lab.example..org",
+            "LABDOCK_DOMAIN 'lab.example..org' is not a valid DNS name",
+        ),
+        (
+            "LABDOCK_DOMAIN=lab_example.org",
+            "LABDOCK_DOMAIN 'lab_example.org' is not a valid DNS name",
+        ),
+        (
+            "INFLUXDB_BUKET=raw",
+            "INFLUXDB_BUKET in .env is not used by any file of the tree; "
+            "did you mean INFLUXDB_BUCKET?",
+        ),
+    ],
+)
+def test_site_settings_findings(tmp_path: Path, line: str, message: str) -> None:
+    tree = _shipped_copy(tmp_path)
+    env = (tree / ".env.example").read_text() + line + "\n"
+    (tree / ".env").write_text(env)
+
+    findings = validate(tree).findings
+
+    assert [finding.rule for finding in findings] == ["site-settings"]
+    assert findings[0].message.startswith(message)
+    assert findings[0].file == str(tree / ".env")
+
+
+def test_site_settings_overrides_pass(tmp_path: Path) -> None:
+    tree = _shipped_copy(tmp_path)
+    env = (tree / ".env.example").read_text()
+    env += "TRAEFIK_IMAGE=registry.lab.test/traefik:v3\nCOMPOSE_PROFILES=harbor\n"
+    (tree / ".env").write_text(env)
+
+    assert validate(tree).findings == []
 
 
 def _shipped_copy(tmp_path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,23 @@ ALLOWLIST_RULE = policy.Rule(
     "e.g. 192.168.10.0/24, never 0.0.0.0/0 or ::/0.",
     check=lambda project: iter(()),
 )
+
+
+SITE_SETTINGS_RULE = policy.Rule(
+    id="site-settings",
+    summary="LABDOCK_DOMAIN in .env is a valid DNS name, and every variable "
+    "of .env is one that the tree uses.",
+    fix="Correct the name or value in .env; .env.example lists every "
+    "variable with its meaning.",
+    check=lambda project: iter(()),
+)
+
+# One DNS label (RFC 1123): letters, digits and inner hyphens, 63 at most.
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_VARIABLE_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+# Settings of Compose and the Docker client themselves, which no file of
+# the tree names.
+_COMPOSE_PREFIXES = ("COMPOSE_", "DOCKER_")
 
 
 class ValidationToolError(Exception):
@@ -90,7 +108,75 @@ def validate(path: Path) -> ValidationResult:
         return result
     result.findings.extend(policy.evaluate(policy.Project(model, file)))
     result.findings.extend(allowlist_findings(file.parent, env_file))
+    result.findings.extend(site_settings_findings(file.parent, env_file))
     return result
+
+
+def site_settings_findings(tree: Path, env_file: Path | None) -> list[policy.Finding]:
+    """Check LABDOCK_DOMAIN and the variable names of the tree's .env.
+
+    Compose substitutes a default for a variable that is missing, so a
+    misspelt name in .env is otherwise ignored without a message. Names are
+    checked only in a tree with .env.example, against its variables and the
+    ${NAME} references of the Compose files and templates.
+    """
+    path = env_file or tree / ".env"
+    if not path.is_file():
+        return []
+    settings = read_env(path)
+    findings = []
+
+    def finding(message: str) -> policy.Finding:
+        return policy.Finding(
+            rule=SITE_SETTINGS_RULE.id,
+            message=message,
+            fix=SITE_SETTINGS_RULE.fix,
+            file=str(path),
+        )
+
+    domain = settings.get("LABDOCK_DOMAIN", "")
+    labels = domain.split(".")
+    if domain and (
+        len(domain) > 253
+        or len(labels) < 2
+        or not all(_DNS_LABEL.match(label) for label in labels)
+    ):
+        findings.append(
+            finding(
+                f"LABDOCK_DOMAIN {domain!r} is not a valid DNS name "
+                "(dot-separated labels of letters, digits and hyphens, "
+                "e.g. lab.example.org)"
+            )
+        )
+    example = tree / ".env.example"
+    if not example.is_file():
+        # Not a labdock tree, so there is no list of the expected variables.
+        return findings
+    known = set(read_env(example)) | _referenced_variables(tree)
+    for name in sorted(settings):
+        if name in known or name.startswith(_COMPOSE_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        findings.append(
+            finding(f"{name} in .env is not used by any file of the tree{hint}")
+        )
+    return findings
+
+
+def _referenced_variables(tree: Path) -> set[str]:
+    """Return the ${NAME} variables that the Compose files and templates use."""
+    names: set[str] = set()
+    for pattern in ("**/*.yaml", "**/*.yml", "**/*.tmpl"):
+        for file in tree.glob(pattern):
+            if "secrets" in file.relative_to(tree).parts:
+                continue
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            names.update(_VARIABLE_REFERENCE.findall(text))
+    return names
 
 
 def allowlist_findings(tree: Path, env_file: Path | None) -> list[policy.Finding]:
@@ -133,7 +219,7 @@ def _compose_message(text: str) -> str:
 
 def format_text(result: ValidationResult) -> str:
     if result.clean:
-        return f"{result.target}: no findings ({len(policy.RULES) + 2} rules checked)\n"
+        return f"{result.target}: no findings ({len(policy.RULES) + 3} rules checked)\n"
     lines = []
     for finding in result.findings:
         where = finding.file + (f":{finding.line}" if finding.line else "")
@@ -154,7 +240,7 @@ def format_json(result: ValidationResult) -> str:
 
 def format_sarif(result: ValidationResult) -> str:
     """Return the findings as a SARIF 2.1.0 log."""
-    rules = [COMPOSE_RULE, ALLOWLIST_RULE, *policy.RULES.values()]
+    rules = [COMPOSE_RULE, ALLOWLIST_RULE, SITE_SETTINGS_RULE, *policy.RULES.values()]
     index = {item.id: position for position, item in enumerate(rules)}
     results: list[dict[str, Any]] = []
     for finding in result.findings:
