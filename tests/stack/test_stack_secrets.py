@@ -147,6 +147,18 @@ def test_check_cli_exit_code(site: Path) -> None:
     assert "lam_password: mode is 0640" in broken.output
 
 
+@pytest.mark.parametrize("command", ["init", "check"])
+def test_cli_outside_tree(tmp_path: Path, command: str) -> None:
+    result = CliRunner().invoke(main, ["secrets", command, str(tmp_path)])
+
+    assert result.exit_code == 2, result.output
+    assert (
+        f"no compose.yaml in {tmp_path}; pass the services tree with its "
+        "DIRECTORY argument" in result.output
+    )
+    assert not (tmp_path / "secrets").exists()
+
+
 def test_write_secret_keeps_inode(tmp_path: Path) -> None:
     path = tmp_path / "s"
     secrets.write_secret(path, "first-value", 0, chown=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from labdock.cli.stack import require_tree, resolve_tree
+from labdock.cli.stack import require_tree
 from labdock.stack import rotate as rotation
 from labdock.stack import secrets
 
@@ -22,7 +22,7 @@ def secrets_group() -> None:
 )
 def init_command(directory: Path | None) -> None:
     """Create every missing secret: random, mode 0600, owned by its reader."""
-    root = require_tree(directory)
+    root = require_tree(directory, "its DIRECTORY argument")
     outcome = secrets.init_secrets(root)
     for name in outcome.created:
         click.echo(f"created secrets/{name}")
@@ -52,7 +52,7 @@ def check_command(directory: Path | None, max_age_days: int, no_git: bool) -> No
     a git search that fails is a warning. Values shorter than 12 characters
     or weak are reported as weak and not searched. Exit 1 on any error.
     """
-    root = resolve_tree(directory)
+    root = require_tree(directory, "its DIRECTORY argument")
     problems = secrets.check_secrets(
         root, max_age_days=max_age_days, git_history=not no_git
     )

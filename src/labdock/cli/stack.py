@@ -51,12 +51,15 @@ def resolve_tree(directory: Path | None) -> Path:
     return (directory or default_tree()).resolve()
 
 
-def require_tree(directory: Path | None) -> Path:
-    """Return the resolved tree; raise ToolError (exit 2) when it has no compose.yaml."""
+def require_tree(directory: Path | None, argument: str = "-C DIR") -> Path:
+    """Return the resolved tree; raise ToolError (exit 2) when it has no compose.yaml.
+
+    `argument` is how the command takes the tree, for the error message.
+    """
     root = resolve_tree(directory)
     if not (root / "compose.yaml").is_file():
         raise ToolError(
-            f"no compose.yaml in {root}; pass the services tree with -C DIR"
+            f"no compose.yaml in {root}; pass the services tree with {argument}"
         )
     return root
 
