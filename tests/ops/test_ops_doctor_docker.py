@@ -58,6 +58,8 @@ def test_crash_loop_reported_with_fix(stack: StackTree) -> None:
     restart = next(f for f in diagnosis.findings if "keeps restarting" in f.problem)
     assert any("permission denied" in line for line in restart.detail)
     assert "labdock up lam" in restart.fix
+    # The CLI prints the log lines between the problem and its fix.
+    assert "read the log lines above" in restart.fix
     denied = [f for f in diagnosis.findings if "denied access" in f.problem]
     assert denied and "chown" in denied[0].fix
 

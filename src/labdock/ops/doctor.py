@@ -193,7 +193,7 @@ def container_findings(
                 service,
                 ERROR,
                 problem,
-                "read the log lines below; `labdock logs "
+                "read the log lines above; `labdock logs "
                 f"{service}` shows more. Fix the cause, then `labdock up {service}`",
                 tail,
             )
