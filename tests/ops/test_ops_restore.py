@@ -246,6 +246,45 @@ def test_project_name_written_to_env(tmp_path: Path) -> None:
     assert values["LABDOCK_DOMAIN"] == "lab.example.org"
 
 
+class TreeRestic:
+    """Stands in for Restic with one run that contains only the tree."""
+
+    def snapshots(self, tags: list[str]) -> list[Snapshot]:
+        return [
+            Snapshot(
+                id="b" * 64,
+                short_id="bbbbbbbb",
+                time=datetime(2026, 1, 1, tzinfo=UTC),
+                hostname="labhost",
+                tags=("labdock", "service=tree", "part=config"),
+                paths=("/",),
+            )
+        ]
+
+    def restore(self, snapshot_id: str, target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "compose.yaml").write_text("services: {}\n")
+        (target / ".env").write_text("COMPOSE_PROJECT_NAME=labdock\n")
+
+
+def test_tree_restore_sets_project_name(tmp_path: Path) -> None:
+    target = tmp_path / "copy"
+    restorer = Restorer(
+        target,
+        TreeRestic(),  # type: ignore[arg-type]
+        BackupSettings.model_validate({"host": "labhost"}),
+        host="labhost",
+        project_name="labdock-copy",
+    )
+
+    report = restorer.restore(["tree"])
+
+    assert report.ok, report.results
+    values = read_env(target / ".env")
+    assert values["COMPOSE_PROJECT_NAME"] == "labdock-copy"
+    assert values["BACKEND_NETWORK"] == "labdock-copy_backend"
+
+
 def test_invalid_project_name_rejected(tmp_path: Path) -> None:
     with pytest.raises(OpsError, match="is invalid"):
         restore.set_project_name(tmp_path, "Lab Copy")

@@ -237,6 +237,11 @@ class Restorer:
                 report.results.append(
                     self._restore_service(name, snapshots, explicit_tree)
                 )
+            if self.project_name and (self.target / "compose.yaml").is_file():
+                # Only a service step loads the project and so sets the name.
+                # A restore of the tree alone must set it too, or the restored
+                # tree would start under the live project's name.
+                set_project_name(self.target, self.project_name)
         finally:
             self.progress.finish()
             shutil.rmtree(self.staging, ignore_errors=True)
