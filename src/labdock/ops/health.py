@@ -26,6 +26,7 @@ from typing import Any
 
 from labdock import execute
 from labdock.ops import docker
+from labdock.ops.backup import SECRETS
 from labdock.ops.errors import OpsError
 from labdock.ops.project import Project
 from labdock.ops.settings import HealthSettings, Settings, resolve
@@ -366,13 +367,18 @@ def backup_checks(
             )
             continue
         hours = (now - datetime.fromisoformat(str(last))).total_seconds() / 3600
-        if hours > settings.backup_critical_hours:
+        message = f"last success {hours:.1f} h ago"
+        if service == SECRETS:
+            # Only runs with --include-secrets take them, and the scheduled
+            # run does not, so their age is no sign of a missed backup.
+            severity = OK
+            message += " (backed up only with --include-secrets)"
+        elif hours > settings.backup_critical_hours:
             severity = CRITICAL
         elif hours > settings.backup_warning_hours:
             severity = WARNING
         else:
             severity = OK
-        message = f"last success {hours:.1f} h ago"
         if entry.get("last_result") == "failed":
             severity = max(severity, WARNING, key=SEVERITY_ORDER.__getitem__)
             message += f"; the last attempt failed: {entry.get('last_error')}"
