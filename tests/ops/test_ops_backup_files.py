@@ -357,6 +357,22 @@ def test_init_command_outside_tree(tmp_path: Path) -> None:
     assert not (tmp_path / "repo").exists()
 
 
+def test_schedule_command_outside_tree(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labdock.cli import main
+
+    missing = tmp_path / "not-a-tree"
+    units = tmp_path / "units"
+    command = ["backup", "schedule", "-C", str(missing), "--unit-dir", str(units)]
+
+    result = CliRunner().invoke(main, [*command, "--no-enable"])
+
+    assert result.exit_code == 2, result.output
+    assert f"no compose.yaml in {missing}" in result.output
+    assert not units.exists()
+
+
 def test_open_repository_without_password(services_tree: Path) -> None:
     with pytest.raises(OpsError, match="backup init"):
         backup.open_repository(services_tree, _settings(repository="/nowhere"))

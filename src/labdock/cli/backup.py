@@ -470,7 +470,8 @@ def schedule_command(
     The units are always written; the timer is enabled only when systemd
     is the init system (and not with --no-enable).
     """
-    tree, _settings = _context(directory, False)
+    # A timer for a directory without compose.yaml would fail every night.
+    tree, _settings = _context(require_tree(directory), False)
     plan = schedule.Schedule(tree=tree, at=at)
     try:
         if cron:
@@ -485,6 +486,11 @@ def schedule_command(
         click.echo(f"wrote {path}")
     if enabled:
         click.echo(f"enabled {schedule.UNIT_NAME}.timer")
+    elif no_enable:
+        click.echo(
+            f"the timer was not enabled; run `systemctl enable --now "
+            f"{schedule.UNIT_NAME}.timer` when the tree is ready"
+        )
     else:
         click.echo(
             "systemd is not running here, so the timer was not enabled; run "
