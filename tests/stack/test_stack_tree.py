@@ -129,6 +129,19 @@ def test_init_cli_rejects_bad_domain(tmp_path: Path) -> None:
     assert "not a domain name" in result.output
 
 
+@pytest.mark.parametrize(
+    "domain", ["lab..example.org", "https://lab.example.org/", "lab_example.org"]
+)
+def test_init_cli_rejects_malformed_domain(tmp_path: Path, domain: str) -> None:
+    target = tmp_path / "s"
+    result = CliRunner().invoke(
+        main, ["init", str(target), "--domain", domain, "--email", "a@b.c"]
+    )
+    assert result.exit_code == 2
+    assert "not a domain name" in result.output
+    assert not target.exists()
+
+
 def test_init_cli_prompts_for_domain(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main, ["init", str(tmp_path / "s")], input="lab.test\nops@lab.test\n"

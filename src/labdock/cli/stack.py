@@ -99,9 +99,11 @@ def init_command(
             "--domain", "Base domain (services get <name>.<domain>)"
         )
         email = email or _prompt("--email", "ACME e-mail for Let's Encrypt")
-    if domain is not None and ("." not in domain or " " in domain):
+    if domain is not None and not tree.is_dns_name(domain):
         raise click.BadParameter(
-            f"{domain!r} is not a domain name", param_hint="--domain"
+            f"{domain!r} is not a domain name; give the base domain alone, "
+            "such as lab.example.org",
+            param_hint="--domain",
         )
     if email is not None and "@" not in email:
         raise click.BadParameter(

@@ -205,6 +205,20 @@ def env_values(tree: Path) -> dict[str, str]:
     return read_env(tree / ".env.example")
 
 
+# One DNS label (RFC 1123): letters, digits and inner hyphens, 63 at most.
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def is_dns_name(name: str) -> bool:
+    """Return whether `name` is a DNS name of two labels or more (lab.example.org)."""
+    labels = name.split(".")
+    return (
+        len(name) <= 253
+        and len(labels) >= 2
+        and all(_DNS_LABEL.match(label) for label in labels)
+    )
+
+
 def admin_allowlist(settings: Mapping[str, str]) -> list[str]:
     """Return the ADMIN_ALLOWLIST ranges, each checked to be an IP or CIDR range.
 

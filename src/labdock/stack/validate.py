@@ -42,8 +42,6 @@ SITE_SETTINGS_RULE = policy.Rule(
     check=lambda project: iter(()),
 )
 
-# One DNS label (RFC 1123): letters, digits and inner hyphens, 63 at most.
-_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _VARIABLE_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 # Settings of Compose and the Docker client themselves, which no file of
 # the tree names.
@@ -135,12 +133,7 @@ def site_settings_findings(tree: Path, env_file: Path | None) -> list[policy.Fin
         )
 
     domain = settings.get("LABDOCK_DOMAIN", "")
-    labels = domain.split(".")
-    if domain and (
-        len(domain) > 253
-        or len(labels) < 2
-        or not all(_DNS_LABEL.match(label) for label in labels)
-    ):
+    if domain and not stack_tree.is_dns_name(domain):
         findings.append(
             finding(
                 f"LABDOCK_DOMAIN {domain!r} is not a valid DNS name "
