@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from labdock.ops.doctor import strip_ansi, traefik_log_findings
+from labdock.ops.doctor import (
+    container_findings,
+    strip_ansi,
+    traefik_log_findings,
+)
 
 
 def test_coloured_traefik_error_found() -> None:
@@ -23,3 +27,14 @@ def test_coloured_info_line_ignored() -> None:
     line = "2026-01-01T00:00:00Z \x1b[32mINF\x1b[0m Starting provider *docker.Provider"
 
     assert traefik_log_findings([line]) == []
+
+
+def test_clean_exit_explained() -> None:
+    container = {"State": {"Status": "exited", "ExitCode": 0}, "RestartCount": 0}
+
+    [finding] = container_findings("lam", container, [])
+
+    assert finding.problem == (
+        "it exited with code 0: it ended without an error "
+        "(it was stopped, or its command finished)"
+    )

@@ -132,6 +132,7 @@ def classify_logs(service: str, lines: Sequence[str]) -> list[Finding]:
 
 
 _EXIT_MEANINGS = {
+    0: "it ended without an error (it was stopped, or its command finished)",
     1: "a generic error",
     2: "a usage error (wrong command or options)",
     126: "its command is not executable",
