@@ -391,3 +391,25 @@ def test_repository_required(
     monkeypatch.delenv("RESTIC_REPOSITORY", raising=False)
     with pytest.raises(OpsError, match="RESTIC_REPOSITORY"):
         backup.open_repository(services_tree, _settings())
+
+
+@pytest.mark.parametrize("command", [["update", "app"], ["rollback", "app"]])
+def test_update_blocked_by_run_lock(services_tree: Path, command: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from labdock.cli import main
+
+    with backup.run_lock(services_tree):
+        result = CliRunner().invoke(main, [*command, "-C", str(services_tree)])
+
+    assert result.exit_code == 2, result.output
+    assert "another labdock backup command" in result.output
+
+
+def test_lock_names_the_holding_command(services_tree: Path) -> None:
+    with (
+        backup.run_lock(services_tree, "update"),
+        pytest.raises(OpsError, match=r"another labdock update command \(pid \d+\)"),
+        backup.run_lock(services_tree),
+    ):
+        pass

@@ -390,9 +390,9 @@ def restore_command(
             project_name=project_name,
             progress=for_terminal(),
         )
-        # A backup run on the same tree stops and starts services, so it must
-        # not overlap a restore that replaces their volumes.
-        with ops_backup.run_lock(destination):
+        # A backup run or an update on the same tree stops and starts services,
+        # so it must not overlap a restore that replaces their volumes.
+        with ops_backup.run_lock(destination, "backup restore"):
             report = restorer.restore(list(services) or None)
     except OpsError as error:
         raise ToolError(str(error)) from error
@@ -423,7 +423,7 @@ def prune_command(
     tree, settings = _context(directory, verbose)
     try:
         restic = ops_backup.open_repository(tree, settings.backup, repository)
-        with ops_backup.run_lock(tree):
+        with ops_backup.run_lock(tree, "backup prune"):
             restic.clear_stale_locks()
             groups = restic.forget_policy(
                 settings.backup.retention.policy(),

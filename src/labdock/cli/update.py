@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from labdock.cli.stack import resolve_tree, tree_option
+from labdock.ops.backup import run_lock
 from labdock.ops.console import ToolError, setup_logging
 from labdock.ops.deploy import DEFAULT_TIMEOUT, Deployer, Outcome
 from labdock.ops.errors import OpsError
@@ -62,11 +63,13 @@ def update_command(
     """
     setup_logging(verbose)
     try:
-        project = Project.load(resolve_tree(directory))
+        tree = resolve_tree(directory)
+        project = Project.load(tree)
         project.service(service)
-        outcome = Deployer(project, timeout=timeout, pull=not no_pull).update(
-            service, version
-        )
+        with run_lock(tree, "update"):
+            outcome = Deployer(project, timeout=timeout, pull=not no_pull).update(
+                service, version
+            )
     except OpsError as error:
         raise ToolError(str(error)) from error
     _print(outcome)
@@ -94,9 +97,11 @@ def rollback_command(
     """
     setup_logging(verbose)
     try:
-        project = Project.load(resolve_tree(directory))
+        tree = resolve_tree(directory)
+        project = Project.load(tree)
         project.service(service)
-        outcome = Deployer(project, timeout=timeout).rollback(service)
+        with run_lock(tree, "rollback"):
+            outcome = Deployer(project, timeout=timeout).rollback(service)
     except OpsError as error:
         raise ToolError(str(error)) from error
     _print(outcome)

@@ -295,22 +295,25 @@ def plan_run(
 
 
 @contextmanager
-def run_lock(tree: Path) -> Iterator[None]:
-    """Hold TREE/.labdock/backup.lock so that two runs never overlap."""
+def run_lock(tree: Path, command: str = "backup") -> Iterator[None]:
+    """Hold TREE/.labdock/backup.lock so that backups, restores, updates and
+    rollbacks never overlap: each of them stops or replaces containers."""
     path = state_dir(tree) / "backup.lock"
     with open(path, "a+", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as error:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            # The file contains "PID COMMAND". Files written before the command was
+            # recorded contain only the pid of a backup command.
+            pid, _, holder = handle.read().strip().partition(" ")
             raise OpsError(
-                f"another labdock backup command (pid {holder}) is holding the lock on {path}; "
-                "wait for it to finish"
+                f"another labdock {holder or 'backup'} command (pid {pid or 'unknown'}) "
+                f"is holding the lock on {path}; wait for it to finish"
             ) from error
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(f"{os.getpid()} {command}")
         handle.flush()
         try:
             yield
