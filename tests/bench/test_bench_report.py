@@ -1,4 +1,5 @@
-"""Tests of how the benchmark picks one run per contender from several rounds."""
+"""Tests of how the benchmark picks one run per contender from several rounds,
+and of the target checks in its report."""
 
 from __future__ import annotations
 
@@ -78,3 +79,29 @@ def test_max_table_shows_round_range() -> None:
     assert "rounds: lowest, highest" in lines[0]
     assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|")
     assert "| 1,500 | 1,000, 2,000 |" in lines[2]
+
+
+def _budget_run() -> dict[str, Any]:
+    run = _run(25_000)
+    run.update(published=100_000, seconds=4.0, cpu_seconds=1.0)
+    run.update(
+        broker_cpu_seconds=2.0, database_cpu_seconds=2.0, publishers_cpu_seconds=2.0
+    )
+    return run
+
+
+def test_cpu_budget_at_own_rate_is_own_cpu() -> None:
+    budget = report.cpu_budget(_budget_run(), 25_000, cores=2)
+    assert budget is not None
+    assert abs(budget - 1.0) < 1e-9
+
+
+def test_cpu_budget_grows_for_slower_target() -> None:
+    # 5 s at 7 of 8 busy core-seconds per 4 s leaves 8.75 - 6 core-seconds.
+    budget = report.cpu_budget(_budget_run(), 20_000, cores=2)
+    assert budget is not None
+    assert abs(budget - 2.75) < 1e-9
+
+
+def test_cpu_budget_none_when_others_fill_cores() -> None:
+    assert report.cpu_budget(_budget_run(), 40_000, cores=2) is None
