@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from labdock import execute
 from labdock.ops.errors import OpsError
 from labdock.ops.restic import (
     Lock,
@@ -192,6 +193,22 @@ def test_error_text_drops_stack_trace() -> None:
 
 def test_error_text_keeps_plain_error() -> None:
     assert error_text("Fatal: something else\n") == "Fatal: something else"
+
+
+def test_error_uses_stdout_after_blank_stderr(tmp_path: Path) -> None:
+    restic = Restic("/repo", tmp_path / "password")
+    result = execute.CommandResult(
+        argv=("restic", "check"),
+        returncode=1,
+        stdout="Fatal: repository contains errors\n",
+        stderr="\n",
+    )
+
+    error = restic._error(["check"], result)
+
+    assert str(error) == (
+        "restic check failed with exit code 1: Fatal: repository contains errors"
+    )
 
 
 def test_retention_arguments() -> None:

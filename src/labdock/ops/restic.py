@@ -386,7 +386,8 @@ class Restic:
         return result
 
     def _error(self, args: Sequence[str], result: execute.CommandResult) -> ResticError:
-        text = error_text(result.stderr or result.stdout)[-2000:]
+        # Blank stderr (or stderr of retry notices alone) must not hide stdout.
+        text = (error_text(result.stderr) or error_text(result.stdout))[-2000:]
         kind = classify_failure(text)
         command = f"restic {args[0]}" if args else "restic"
         if kind == "no-repository":
