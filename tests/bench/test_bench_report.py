@@ -105,3 +105,34 @@ def test_cpu_budget_grows_for_slower_target() -> None:
 
 def test_cpu_budget_none_when_others_fill_cores() -> None:
     assert report.cpu_budget(_budget_run(), 40_000, cores=2) is None
+
+
+def _throughput_cell(run: dict[str, Any], peer_throughput: int) -> str:
+    peer = _run(peer_throughput)
+    peer.update(contender="node-red", label="Node-RED", role="peer")
+    checks = report.evaluate_targets([run, peer], "influxdb1")
+    target = "stored throughput >= 2.5 x best peer"
+    cell: str = next(t for t in checks[0]["targets"] if t["target"] == target)["value"]
+    return cell
+
+
+def test_throughput_target_names_budget() -> None:
+    # 100,000 messages at 26,000 msg/s take 3.85 s, and 7/8 of 2 cores in
+    # that time leave 0.73 core-seconds beside the other processes' 6.
+    cell = _throughput_cell(_budget_run(), 10_400)
+
+    assert cell == (
+        "2.4 x Node-RED; 2.5 x would take about 0.73 CPU s/100k (this run: 1.0)"
+    )
+
+
+def test_throughput_target_without_budget() -> None:
+    cell = _throughput_cell(_budget_run(), 20_000)
+
+    assert cell == (
+        "1.2 x Node-RED; 2.5 x would leave labdock no CPU time (this run: 1.0)"
+    )
+
+
+def test_throughput_target_without_run_times() -> None:
+    assert _throughput_cell(_run(25_000), 20_000) == "1.2 x Node-RED"
