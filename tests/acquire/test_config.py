@@ -183,6 +183,8 @@ def test_sqlite_paths() -> None:
         ("http://:8086", "no host in 'http://:8086'"),
         ("http://db:abc", "invalid port in 'http://db:abc'"),
         ("http://db:0", "invalid port in 'http://db:0'"),
+        ("http://db:", "invalid port in 'http://db:'"),
+        ("http://[::1]:", "invalid port in 'http://[::1]:'"),
         ("https://db:70000", "invalid port in 'https://db:70000'"),
     ],
 )
@@ -196,10 +198,21 @@ def test_database_url_checked(url: str, problem: str) -> None:
     assert problem in caught.value.problems[0]
 
 
-def test_broker_port_zero_rejected() -> None:
+@pytest.mark.parametrize("url", ["mqtt://b:0", "mqtt://b:"])
+def test_broker_port_zero_or_empty_rejected(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_config(None, environ={}, overrides={"broker": {"url": "mqtt://b:0"}})
-    assert "invalid port in 'mqtt://b:0'" in caught.value.problems[0]
+        load_config(None, environ={}, overrides={"broker": {"url": url}})
+    assert f"invalid port in {url!r}" in caught.value.problems[0]
+
+
+@pytest.mark.parametrize("url", ["http://[::1]", "http://[::1]:8086"])
+def test_database_ipv6_url_accepted(url: str) -> None:
+    config = load_config(
+        None,
+        environ={},
+        overrides={"database": {"url": url, "api": "v1", "database": "lab"}},
+    )
+    assert config.database.url == url
 
 
 @pytest.mark.parametrize(

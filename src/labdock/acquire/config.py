@@ -49,8 +49,9 @@ def _check_host_and_port(url: str, example: str) -> None:
         port = parts.port  # urlsplit checks the number and range when read
     except ValueError:
         port = 0
-    # A port of 0 would fall back to the scheme's default port without notice.
-    if port == 0 and parts.netloc.rpartition(":")[1]:
+    # A port of 0, or an empty one as in "host:", would fall back to the
+    # scheme's default port without notice.
+    if port == 0 or (port is None and parts.netloc.endswith(":")):
         raise ValueError(f"invalid port in {url!r}; use a number from 1 to 65535")
 
 
