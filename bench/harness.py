@@ -504,6 +504,14 @@ def median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
     return median
 
 
+def rounds_count(text: str) -> int:
+    """Parse --rounds: median_run() needs at least one run to pick from."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, three contenders")
@@ -531,7 +539,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--rounds",
-        type=int,
+        type=rounds_count,
         help="max-rate runs of every contender; each figure is from the run with the "
         "median throughput (default 3; 1 with --smoke)",
     )

@@ -3,11 +3,14 @@ and of the target checks in its report."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.append(str(BENCH))
@@ -136,3 +139,12 @@ def test_throughput_target_without_budget() -> None:
 
 def test_throughput_target_without_run_times() -> None:
     assert _throughput_cell(_run(25_000), 20_000) == "1.2 x Node-RED"
+
+
+def test_rounds_option_rejects_zero() -> None:
+    # Without the check, 0 would fall back to the default of 3 rounds, and a
+    # negative count would leave median_run() no run to pick.
+    assert harness.rounds_count("2") == 2
+    for text in ("0", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="must be 1 or more"):
+            harness.rounds_count(text)
