@@ -385,6 +385,24 @@ def test_open_repository_empty_password(services_tree: Path) -> None:
         backup.open_repository(services_tree, _settings(repository="/nowhere"))
 
 
+def test_open_repository_unreadable_password(
+    services_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tests run as root, who can read any file, so the denial is faked.
+    password = services_tree / "secrets" / "restic_password"
+    password.write_text("secret\n", encoding="utf-8")
+    read_bytes = Path.read_bytes
+
+    def deny(path: Path) -> bytes:
+        if path == password:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", deny)
+    with pytest.raises(OpsError, match=f"cannot read .* {password}: Permission denied"):
+        backup.open_repository(services_tree, _settings(repository="/nowhere"))
+
+
 def test_repository_required(
     services_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

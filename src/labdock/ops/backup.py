@@ -738,7 +738,7 @@ def open_repository(
 ) -> Restic:
     """Return the configured repository.
 
-    Raises OpsError when the password file is missing or empty.
+    Raises OpsError when the password file is missing, unreadable or empty.
     """
     location = repository_of(settings, repository)
     password_file = resolve(tree, settings.password_file)
@@ -748,7 +748,14 @@ def open_repository(
             "`labdock backup init` creates it, or write the password of an "
             "existing repository into it (mode 0600)"
         )
-    if not password_file.read_bytes().strip():
+    try:
+        password = password_file.read_bytes()
+    except OSError as error:
+        raise OpsError(
+            f"cannot read the repository password file {password_file}: "
+            f"{error.strerror}; run labdock as root or as the owner of that file"
+        ) from error
+    if not password.strip():
         raise OpsError(
             f"the repository password file {password_file} is empty; write the "
             "password of the repository into it, or delete it and run "
