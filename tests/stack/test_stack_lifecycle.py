@@ -46,6 +46,24 @@ def test_up_rejects_empty_secret_file(tmp_path: Path) -> None:
         lifecycle.up(tmp_path)
 
 
+def test_up_checks_unreadable_secret_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree.lay_down(tmp_path, domain="lab.test", email="ops@lab.test")
+    secrets.init_secrets(tmp_path, chown=False)
+    (tmp_path / "secrets" / "influxdb_admin_password").write_text("")
+
+    # The tests run as root, who can read any file, so the denial is faked.
+    def deny(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", deny)
+    with pytest.raises(
+        lifecycle.StackError, match="empty secret files: influxdb_admin_password;"
+    ):
+        lifecycle.up(tmp_path)
+
+
 def test_parse_ps_accepts_both_formats() -> None:
     lines = '{"Service":"a","State":"running"}\n{"Service":"b","State":"exited"}\n'
     array = '[{"Service":"a","State":"running"},{"Service":"b","State":"exited"}]'

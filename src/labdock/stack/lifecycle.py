@@ -91,6 +91,15 @@ def check_services(
         )
 
 
+def _is_empty_secret(path: Path) -> bool:
+    try:
+        return not path.read_bytes().strip()
+    except PermissionError:
+        # Run as root, `secrets init` gives each file to its container's uid
+        # with mode 0600. Another user may still see its size.
+        return path.stat().st_size == 0
+
+
 def _check_ready(directory: Path) -> dict[str, str]:
     if not (directory / ".env").is_file():
         raise StackError(
@@ -113,7 +122,7 @@ def _check_ready(directory: Path) -> dict[str, str]:
         spec.name
         for spec in secrets.SPECS
         if not spec.provisioned
-        and not (secrets.secrets_dir(directory) / spec.name).read_bytes().strip()
+        and _is_empty_secret(secrets.secrets_dir(directory) / spec.name)
     ]
     if empty:
         raise StackError(
