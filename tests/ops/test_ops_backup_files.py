@@ -46,6 +46,8 @@ def _run(tree: Path, restic: Restic, **options: object) -> backup.RunReport:
 def test_tree_backup_leaves_out_secrets(
     services_tree: Path, restic_repo: Restic
 ) -> None:
+    (services_tree / ".labdock").mkdir(exist_ok=True)
+    (services_tree / ".labdock" / "backup.lock").write_text("123 backup")
     report = _run(services_tree, restic_repo)
     assert report.ok, [r.failure() for r in report.results]
     assert [r.service for r in report.results] == ["tree"]
@@ -58,6 +60,7 @@ def test_tree_backup_leaves_out_secrets(
     assert not [path for path in listed if path.startswith("/secrets")]
     assert not [path for path in listed if path.startswith("/harbor/installer")]
     assert not [path for path in listed if "wheels" in path]
+    assert "/.labdock/backup.lock" not in listed
 
 
 def test_secrets_only_when_asked(services_tree: Path, restic_repo: Restic) -> None:

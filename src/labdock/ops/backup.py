@@ -49,13 +49,15 @@ TAG = "labdock"
 TREE = "tree"
 SECRETS = "secrets"
 HARBOR = "harbor"
-# Paths of the tree that hold secrets or are generated; the tree part
-# leaves them out and the secrets part takes the secret ones.
+# Paths of the tree that hold secrets, are generated or describe a running
+# command. The tree part leaves them out and the secrets part takes the
+# secret ones. A restored lock file would name a command of the past.
 TREE_EXCLUDES = (
     "secrets",
     "harbor/installer",
     "sensor-acquisition/wheels",
     ".labdock/staging",
+    ".labdock/backup.lock",
     "__pycache__",
 )
 SECRET_PATHS = (
