@@ -198,6 +198,18 @@ def test_database_url_checked(url: str, problem: str) -> None:
     assert problem in caught.value.problems[0]
 
 
+def test_database_url_error_names_source() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            None,
+            environ={"LABDOCK_DATABASE__URL": "http://:8086"},
+            overrides={"database": {"api": "v1", "database": "lab"}},
+        )
+    problem = caught.value.problems[0]
+    assert problem.startswith("environment variable LABDOCK_DATABASE__URL:")
+    assert "database.url: no host in 'http://:8086'" in problem
+
+
 @pytest.mark.parametrize("url", ["mqtt://b:0", "mqtt://b:"])
 def test_broker_port_zero_or_empty_rejected(url: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -342,6 +342,16 @@ class DatabaseConfig(_Model):
         ),
     )
 
+    # A field validator, not part of _check_api, so that an error names the
+    # file, environment variable or flag that set the URL.
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme in ("http", "https"):
+            _check_host_and_port(value, f"{scheme}://host:port")
+        return value
+
     @model_validator(mode="after")
     def _check_api(self) -> DatabaseConfig:
         scheme = urlsplit(self.url).scheme
@@ -360,7 +370,6 @@ class DatabaseConfig(_Model):
                 f"database url {self.url!r} must start with http:// or https:// "
                 f"for api {self.api}"
             )
-        _check_host_and_port(self.url, f"{scheme}://host:port")
         if self.api == "v1" and not self.database:
             raise ValueError("api v1 needs database: (the InfluxDB database name)")
         if self.api == "v2" and not (self.bucket and self.org is not None):
