@@ -300,8 +300,35 @@ def test_zigbee2mqtt_topic_outside_base_rejected(
 @pytest.mark.parametrize(
     ("topic", "options"),
     [
+        ("zigbee2mqtt", {}),
+        ("+", {}),
+        ("home/z2m", {"base_topic": "home/z2m"}),
+        ("home/{device}", {"base_topic": "home/z2m"}),
+    ],
+)
+def test_zigbee2mqtt_topic_at_base_rejected(
+    topic: str, options: dict[str, str]
+) -> None:
+    mapping = {
+        "topic": topic,
+        "format": "zigbee2mqtt",
+        "measurement": "zigbee",
+        "options": options,
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={}, overrides={"mappings": [mapping]})
+    problem = caught.value.problems[0]
+    assert f"topic {topic!r}" in problem
+    assert "can't match a topic below Zigbee2MQTT's base topic" in problem
+
+
+@pytest.mark.parametrize(
+    ("topic", "options"),
+    [
         ("zigbee2mqtt/#", {}),
         ("+/#", {}),
+        ("#", {}),
+        ("zigbee2mqtt/{device}", {}),
         ("home/z2m/{device#}", {"base_topic": "home/z2m"}),
         ("home/#", {"base_topic": "home/z2m"}),
     ],

@@ -258,7 +258,7 @@ class MappingConfig(_Model):
                 f"invalid options for format {self.format!r}: {problems}"
             ) from None
         template = TopicTemplate.parse(self.topic)
-        problem = topic_problem(decoder, [level.literal for level in template.levels])
+        problem = topic_problem(decoder, template.filter.split("/"))
         if problem:
             raise ValueError(f"topic {self.topic!r}: {problem}")
         if "measurement" not in template.names and not self.measurement:

@@ -159,18 +159,18 @@ def create_decoder(name: str, options: Mapping[str, Any] | None = None) -> Decod
     return _ReservedKeyCheck(spec.factory(validated))
 
 
-def topic_problem(decoder: Decoder, literals: Sequence[str | None]) -> str | None:
-    """Return why `decoder` can't work on a mapping whose topic levels are
-    `literals` (None for a wildcard or placeholder), or None.
+def topic_problem(decoder: Decoder, filter_levels: Sequence[str]) -> str | None:
+    """Return why `decoder` can't work on a mapping whose MQTT topic filter
+    has the levels `filter_levels` (placeholders turned into + and #), or None.
 
     A decoder that reads meaning from the topic, such as the zigbee2mqtt
     preset, defines `topic_problem` itself. The others accept any topic.
     """
     inner = decoder.decoder if isinstance(decoder, _ReservedKeyCheck) else decoder
-    check: Callable[[Sequence[str | None]], str | None] | None = getattr(
+    check: Callable[[Sequence[str]], str | None] | None = getattr(
         inner, "topic_problem", None
     )
-    return None if check is None else check(literals)
+    return None if check is None else check(filter_levels)
 
 
 class _ReservedKeyCheck:

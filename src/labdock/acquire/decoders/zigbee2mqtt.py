@@ -128,18 +128,30 @@ class Zigbee2mqttDecoder:
             reserved_key_fix=EXCLUDE_FIX,
         )
 
-    def topic_problem(self, literals: Sequence[str | None]) -> str | None:
-        """Return why a mapping whose topic levels are `literals` (None for a
-        wildcard or placeholder) can't match base_topic, or None."""
+    def topic_problem(self, filter_levels: Sequence[str]) -> str | None:
+        """Return why a mapping whose MQTT topic filter has `filter_levels`
+        can't match a topic below base_topic, or None."""
         base = self.options.base_topic.rstrip("/").split("/")
-        for level, (literal, expected) in enumerate(zip(literals, base, strict=False)):
-            if literal is not None and literal != expected:
+        for level, (part, expected) in enumerate(
+            zip(filter_levels, base, strict=False)
+        ):
+            if part == "#":
+                return None
+            if part not in ("+", expected):
                 return (
-                    f"level {level + 1} ({literal!r}) can't match Zigbee2MQTT's base "
+                    f"level {level + 1} ({part!r}) can't match Zigbee2MQTT's base "
                     f"topic {self.options.base_topic!r}, so no friendly name or bridge "
                     "topic would be recognised; set options.base_topic to the "
                     "mqtt.base_topic of Zigbee2MQTT's configuration"
                 )
+        # decode() reads the friendly name and the bridge topics below the base
+        # topic, so a filter that ends at or above it matches neither.
+        if len(filter_levels) <= len(base):
+            return (
+                f"the topic has {len(filter_levels)} level(s), so it can't match a "
+                f"topic below Zigbee2MQTT's base topic {self.options.base_topic!r}; "
+                "add a level such as /{device} or /#"
+            )
         return None
 
     def decode(self, payload: bytes, context: DecodeContext) -> list[Point]:
