@@ -13,6 +13,7 @@ from labdock.cli import main
 from labdock.demo import (
     create_database_v1,
     lab_sensors,
+    labdock_command,
     malformed,
     reading,
     run_demo,
@@ -24,13 +25,34 @@ def test_demo_into_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert run_demo(duration=3, rate=40, workdir=tmp_path, database=None) == 0
     output = capsys.readouterr().out
     assert "dead letters kept with their reason" in output
-    assert "labdock deadletter list --spool-dir" in output
+    assert f"{labdock_command()} deadletter list --spool-dir" in output
     connection = sqlite3.connect(tmp_path / "points.sqlite")
     measurements = {
         row[0] for row in connection.execute("SELECT DISTINCT measurement FROM points")
     }
     connection.close()
     assert {"climate", "air", "door"} <= measurements
+
+
+def test_labdock_command_without_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "labdock").write_text("#!/bin/sh\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr("sys.executable", str(bin_dir / "python"))
+    monkeypatch.chdir(tmp_path)
+    assert labdock_command() == "venv/bin/labdock"
+
+
+def test_labdock_command_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "labdock").write_text("#!/bin/sh\n")
+    (tmp_path / "labdock").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert labdock_command() == "labdock"
 
 
 def test_demo_into_influxdb(

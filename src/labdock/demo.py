@@ -13,7 +13,9 @@ import contextlib
 import json
 import logging
 import math
+import os
 import random
+import shutil
 import socket
 import sqlite3
 import sys
@@ -296,6 +298,21 @@ def storage_hint(api: str | None, reason: str | None) -> str:
     return f"nothing was stored; the writer's last error: {last_error}; {fix}"
 
 
+def labdock_command() -> str:
+    """Return how to run labdock from the current directory.
+
+    `make demo` runs the venv's Python without the venv on PATH, so a bare
+    `labdock` in the printed hints would not be found.
+    """
+    if shutil.which("labdock"):
+        return "labdock"
+    script = Path(sys.executable).parent / "labdock"
+    if not script.exists():
+        return "labdock"
+    relative = os.path.relpath(script)
+    return relative if not relative.startswith("..") else str(script)
+
+
 def _counter(service: Service, name: str) -> float:
     value = service.metrics.registry.get_sample_value(name)
     return value or 0.0
@@ -418,6 +435,6 @@ def _summary(config: AcquireConfig, simulator: Simulator, service: Service) -> i
         )
     print(
         "See the dead letters:\n"
-        f"  labdock deadletter list --spool-dir {config.spool.directory}"
+        f"  {labdock_command()} deadletter list --spool-dir {config.spool.directory}"
     )
     return 0 if written == published and service.spool.messages == 0 else 1
