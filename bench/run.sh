@@ -3,14 +3,19 @@
 #
 # Usage: bench/run.sh [--smoke] [harness options...]
 #   (no option)  install the contenders under bench/work/ and run the full
-#                benchmark (about 13 minutes), writing bench/results/
+#                benchmark (14.7 minutes on 2 cores for the recorded
+#                results), writing bench/results/
 #   --smoke      tiny run of labdock, the floor loop and mosquitto_sub on
-#                InfluxDB only, with the project's .venv and nothing to
-#                install. Pass --out DIR to keep bench/results/ as it is.
+#                InfluxDB only, with the project's .venv and no contender
+#                to install. Pass --out DIR to keep bench/results/ as it is.
+#   -h, --help   print this usage and the harness options, install nothing
 # Other options go to bench/harness.py (--only, --databases, --modes,
-# --profile, --out); `bench/work/venv/bin/python bench/harness.py --help`
-# lists them.
+# --profile, --rounds, --busy-retry, --out, --work); --help lists them.
 set -euo pipefail
+
+usage() {
+    sed -n '4,13s/^# \{0,1\}//p' "$0"
+}
 
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -26,7 +31,16 @@ MQTT2INFLUXDB_VERSION=1.5.2
 
 smoke=false
 for argument in "$@"; do
-    [[ $argument == --smoke ]] && smoke=true
+    case $argument in
+        --smoke) smoke=true ;;
+        # Handled before any install, so that asking for help never
+        # creates bench/work/ or downloads the contenders.
+        -h | --help)
+            usage
+            echo
+            exec "${BENCH_PYTHON:-$repo/.venv/bin/python}" bench/harness.py --help
+            ;;
+    esac
 done
 
 bash scripts/install-deps.sh test

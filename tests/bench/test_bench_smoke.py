@@ -62,3 +62,20 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
     table = (out / "results.md").read_text()
     assert "| labdock acquire (defaults) |" in table
     assert "| mosquitto_sub (ceiling) |" in table
+
+
+def test_run_sh_help_installs_nothing() -> None:
+    # Without its own branch in run.sh, --help ran the full set-up:
+    # pip and npm installs under bench/work/, then the harness.
+    completed = subprocess.run(
+        ["bash", "bench/run.sh", "--help"],
+        cwd=REPO,
+        env={**os.environ, "BENCH_PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Usage: bench/run.sh" in completed.stdout
+    assert "--rounds ROUNDS" in completed.stdout
+    assert completed.stderr == ""
