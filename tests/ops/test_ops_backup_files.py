@@ -360,6 +360,19 @@ def test_init_command_outside_tree(tmp_path: Path) -> None:
     assert not (tmp_path / "repo").exists()
 
 
+def test_status_command_outside_tree(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labdock.cli import main
+
+    missing = tmp_path / "not-a-tree"
+    result = CliRunner().invoke(main, ["backup", "status", "-C", str(missing)])
+
+    assert result.exit_code == 2, result.output
+    assert f"no compose.yaml in {missing}" in result.output
+    assert "SERVICE" not in result.output
+
+
 def test_schedule_command_outside_tree(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -133,6 +133,7 @@ def test_status_reports_left_record(tmp_path: Path, engine: FakeEngine) -> None:
     from labdock.cli import main
 
     _quiesce(tmp_path, engine, "stop").__enter__()
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
 
     result = CliRunner().invoke(main, ["backup", "status", "-C", str(tmp_path)])
 

@@ -239,7 +239,9 @@ def list_command(
 @click.option("--json", "as_json", is_flag=True, help="Print the status file as is.")
 def status_command(directory: Path | None, as_json: bool) -> None:
     """Print the last backup attempt and success of each service."""
-    tree, settings = _context(directory, False)
+    # Outside a tree there is no status file, and an empty table with exit
+    # 0 would read as a tree without services.
+    tree, settings = _context(require_tree(directory), False)
     try:
         data = status.load_status(resolve(tree, settings.backup.status_file))
     except OpsError as error:
