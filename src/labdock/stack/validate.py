@@ -42,6 +42,9 @@ SITE_SETTINGS_RULE = policy.Rule(
     check=lambda project: iter(()),
 )
 
+# The rules that validate() checks besides the policy rules of the Compose model.
+TREE_RULES = (COMPOSE_RULE, ALLOWLIST_RULE, SITE_SETTINGS_RULE)
+
 _VARIABLE_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 # Settings of Compose and the Docker client themselves, which no file of
 # the tree names.
@@ -212,7 +215,8 @@ def _compose_message(text: str) -> str:
 
 def format_text(result: ValidationResult) -> str:
     if result.clean:
-        return f"{result.target}: no findings ({len(policy.RULES) + 3} rules checked)\n"
+        count = len(policy.RULES) + len(TREE_RULES)
+        return f"{result.target}: no findings ({count} rules checked)\n"
     lines = []
     for finding in result.findings:
         where = finding.file + (f":{finding.line}" if finding.line else "")
@@ -233,7 +237,7 @@ def format_json(result: ValidationResult) -> str:
 
 def format_sarif(result: ValidationResult) -> str:
     """Return the findings as a SARIF 2.1.0 log."""
-    rules = [COMPOSE_RULE, ALLOWLIST_RULE, SITE_SETTINGS_RULE, *policy.RULES.values()]
+    rules = [*TREE_RULES, *policy.RULES.values()]
     index = {item.id: position for position, item in enumerate(rules)}
     results: list[dict[str, Any]] = []
     for finding in result.findings:
