@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from labdock.acquire.config import ConfigError, environment_overrides, load_config
+from labdock.acquire.config import (
+    AcquireConfig,
+    ConfigError,
+    environment_overrides,
+    load_config,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -273,6 +278,16 @@ def test_reserved_tag_key_rejected(mapping: dict[str, object]) -> None:
     assert "tag key 'time'" in problem
 
 
+def _load_zigbee2mqtt(topic: str, options: dict[str, str]) -> AcquireConfig:
+    mapping = {
+        "topic": topic,
+        "format": "zigbee2mqtt",
+        "measurement": "zigbee",
+        "options": options,
+    }
+    return load_config(None, environ={}, overrides={"mappings": [mapping]})
+
+
 @pytest.mark.parametrize(
     ("topic", "options"),
     [
@@ -284,14 +299,8 @@ def test_reserved_tag_key_rejected(mapping: dict[str, object]) -> None:
 def test_zigbee2mqtt_topic_outside_base_rejected(
     topic: str, options: dict[str, str]
 ) -> None:
-    mapping = {
-        "topic": topic,
-        "format": "zigbee2mqtt",
-        "measurement": "zigbee",
-        "options": options,
-    }
     with pytest.raises(ConfigError) as caught:
-        load_config(None, environ={}, overrides={"mappings": [mapping]})
+        _load_zigbee2mqtt(topic, options)
     problem = caught.value.problems[0]
     assert f"topic {topic!r}" in problem
     assert "options.base_topic" in problem
@@ -309,14 +318,8 @@ def test_zigbee2mqtt_topic_outside_base_rejected(
 def test_zigbee2mqtt_topic_at_base_rejected(
     topic: str, options: dict[str, str]
 ) -> None:
-    mapping = {
-        "topic": topic,
-        "format": "zigbee2mqtt",
-        "measurement": "zigbee",
-        "options": options,
-    }
     with pytest.raises(ConfigError) as caught:
-        load_config(None, environ={}, overrides={"mappings": [mapping]})
+        _load_zigbee2mqtt(topic, options)
     problem = caught.value.problems[0]
     assert f"topic {topic!r}" in problem
     assert "can't match a topic below Zigbee2MQTT's base topic" in problem
@@ -336,11 +339,5 @@ def test_zigbee2mqtt_topic_at_base_rejected(
 def test_zigbee2mqtt_topic_under_base_accepted(
     topic: str, options: dict[str, str]
 ) -> None:
-    mapping = {
-        "topic": topic,
-        "format": "zigbee2mqtt",
-        "measurement": "zigbee",
-        "options": options,
-    }
-    config = load_config(None, environ={}, overrides={"mappings": [mapping]})
+    config = _load_zigbee2mqtt(topic, options)
     assert config.mappings[0].topic == topic
