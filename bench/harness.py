@@ -540,8 +540,8 @@ def main() -> int:
     parser.add_argument(
         "--rounds",
         type=rounds_count,
-        help="max-rate runs of every contender; each figure is from the run with the "
-        "median throughput (default 3; 1 with --smoke)",
+        help="max-rate runs of every contender. The figures come from the run with "
+        "the median throughput (default 3, or 1 with --smoke)",
     )
     parser.add_argument("--python", type=Path, default=Path(sys.executable))
     parser.add_argument("--node-red", type=Path, default=None, help="npm install folder")

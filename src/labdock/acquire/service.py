@@ -52,7 +52,7 @@ def _entry(
 
 # Seconds of shutdown_timeout kept for what follows the writer's stop: the
 # HTTP server (one 0.1 s poll), the spool and the interpreter's exit. With
-# 0.3 s, a service whose database had stopped answering exited 0.1 s late.
+# 0.3 s, a service whose database had stopped responding exited 0.1 s late.
 _CLOSE_MARGIN = 0.5
 
 

@@ -49,9 +49,9 @@ TAG = "labdock"
 TREE = "tree"
 SECRETS = "secrets"
 HARBOR = "harbor"
-# Paths of the tree that hold secrets, are generated or describe a running
-# command. The tree part leaves them out and the secrets part takes the
-# secret ones. A restored lock file would name a command of the past.
+# Paths of the tree that contain secrets, are generated or describe a
+# running command. The tree part leaves them out, and the secrets part takes
+# the secret ones. A restored lock file would name a command of the past.
 TREE_EXCLUDES = (
     "secrets",
     "harbor/installer",
@@ -299,7 +299,7 @@ def plan_run(
 @contextmanager
 def run_lock(tree: Path, command: str = "backup") -> Iterator[None]:
     """Hold TREE/.labdock/backup.lock so that backups, restores, updates and
-    rollbacks never overlap: each of them stops or replaces containers."""
+    rollbacks never overlap, because each of them stops or replaces containers."""
     path = state_dir(tree) / "backup.lock"
     with open(path, "a+", encoding="utf-8") as handle:
         try:

@@ -294,20 +294,21 @@ def format_age(age: timedelta) -> str:
 def error_text(output: str) -> str:
     """Return restic's error output without Go stack traces and retry notices.
 
-    restic 0.14 prints a stack trace (a function line, then a tab-indented
-    file line, per frame) after some backend errors, and one line per retry
-    before it gives up. Both would push the cause out of a shortened message.
+    restic 0.14 printed a stack trace (a function line, then a tab-indented
+    file line, per frame) when its repository was on a read-only file
+    system, and it prints one line per retry before it gives up. Both push
+    the cause out of a shortened message.
     """
     lines = output.strip().splitlines()
-    kept = []
+    message_lines = []
     for index, line in enumerate(lines):
         if line.startswith("\t") or "returned error, retrying after" in line:
             continue
         following = lines[index + 1] if index + 1 < len(lines) else ""
         if following.startswith("\t"):
             continue
-        kept.append(line)
-    return "\n".join(kept)
+        message_lines.append(line)
+    return "\n".join(message_lines)
 
 
 def classify_failure(text: str) -> str:

@@ -116,8 +116,8 @@ def _check_ready(directory: Path) -> dict[str, str]:
             + ", ".join(missing)
             + f"; run `labdock secrets init {directory}`"
         )
-    # `secrets check` reports these as errors too. Only the files that up
-    # provisions itself may still be empty here.
+    # `secrets check` reports these as errors too. Only the files that
+    # `labdock up` provisions itself may still be empty here.
     empty = [
         spec.name
         for spec in secrets.SPECS

@@ -114,7 +114,7 @@ def validate(path: Path) -> ValidationResult:
 
 
 def site_settings_findings(tree: Path, env_file: Path | None) -> list[policy.Finding]:
-    """Check LABDOCK_DOMAIN and the variable names of the tree's .env.
+    """Return the findings on LABDOCK_DOMAIN and the variable names of the tree's .env.
 
     Compose substitutes a default for a variable that is missing, so a
     misspelt name in .env is otherwise ignored without a message. Names are
